@@ -2,10 +2,19 @@
 
 Liu, Ye, Blanchet, Si, "ScoreFusion: Fusing Score-based Generative Models via
 Kullback-Leibler Barycenters", AISTATS 2025 (arXiv 2406.19619).
+
+Modules: ``distributions`` (closed-form densities), ``barycenter`` (KL
+barycenters), ``sde`` (forward processes), ``scores`` (analytic and fused
+scores), ``losses`` (DSM), ``fusion`` (learning the weights), ``metrics``
+(TV, W1, KL), ``data`` (presets and digits), ``cache`` (trained-model cache),
+and, importing torch networks, ``nets``, ``train``, ``sampling``.
 """
 
+from .barycenter import GeometricMixture, kl_barycenter
 from .distributions import Gaussian, GaussianMixture, kl_gaussian
+from .fusion import FitResult, dsm_quadratic, fit_weights, ism_quadratic
 from .losses import dsm_loss
+from .metrics import kl_mc, tv_distance, tv_histogram, w1_distance
 from .scores import AnalyticScore, FusedScore
 from .sde import VESDE, VPSDE
 
@@ -13,11 +22,21 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AnalyticScore",
+    "FitResult",
     "FusedScore",
     "Gaussian",
     "GaussianMixture",
+    "GeometricMixture",
     "VESDE",
     "VPSDE",
     "dsm_loss",
+    "dsm_quadratic",
+    "fit_weights",
+    "ism_quadratic",
+    "kl_barycenter",
     "kl_gaussian",
+    "kl_mc",
+    "tv_distance",
+    "tv_histogram",
+    "w1_distance",
 ]
