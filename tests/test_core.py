@@ -1,0 +1,269 @@
+"""Unit tests of the exact core: distributions, SDEs, scores, barycenters, fusion, metrics."""
+
+import math
+
+import numpy as np
+import pytest
+import scipy.stats as st
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as hs
+
+import scorefusion as sf
+from scorefusion.barycenter import GeometricMixture, kl_barycenter
+from scorefusion.data import paper_1d
+from scorefusion.fusion import minimize_quadratic_on_simplex
+from scorefusion.sde import time_grid
+from theory_checks._common import random_gaussians, random_spd
+
+
+def gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+# -- distributions ---------------------------------------------------------
+
+def test_mixture_log_prob_matches_scipy():
+    mix = sf.GaussianMixture([0.3, 0.7], [[0.0, 1.0], [2.0, 3.0]], [[[1, 0.2], [0.2, 2]], [[1, 0], [0, 1]]])
+    x = torch.randn(50, 2, generator=gen(), dtype=torch.float64)
+    ref = np.log(0.3 * st.multivariate_normal([0, 1], [[1, 0.2], [0.2, 2]]).pdf(x.numpy())
+                 + 0.7 * st.multivariate_normal([2, 3], np.eye(2)).pdf(x.numpy()))
+    assert np.allclose(mix.log_prob(x).numpy(), ref, atol=1e-12)
+    assert mix.log_prob(x).dtype == torch.float64 and mix.log_prob(x).shape == (50,)
+
+
+def test_score_is_gradient_of_log_prob():
+    mix = paper_1d().aux[0]
+    x = torch.linspace(-8, 14, 40, dtype=torch.float64)[:, None].requires_grad_(True)
+    (grad,) = torch.autograd.grad(mix.log_prob(x).sum(), x)
+    assert torch.allclose(mix.score(x.detach()), grad, atol=1e-12)
+
+
+def test_sample_moments_and_determinism():
+    g = sf.Gaussian([1.0, -2.0], [[2.0, 0.5], [0.5, 1.0]])
+    a = g.sample(200_000, generator=gen(1))
+    assert torch.equal(a, g.sample(200_000, generator=gen(1)))
+    assert torch.allclose(a.mean(0), g.mean, atol=0.02)
+    assert torch.allclose(torch.cov(a.T), g.cov, atol=0.03)
+
+
+def test_float32_inputs_keep_dtype():
+    g = sf.Gaussian(torch.zeros(2), torch.eye(2))
+    assert g.dtype == torch.float32 and g.sample(3, generator=gen()).dtype == torch.float32
+
+
+def test_kl_gaussian_against_formula_1d():
+    p, q = sf.Gaussian([0.0], [[1.0]]), sf.Gaussian([1.0], [[4.0]])
+    expected = math.log(2.0) + (1 + 1) / (2 * 4) - 0.5
+    assert abs(sf.kl_gaussian(p, q).item() - expected) < 1e-12
+
+
+# -- SDEs --------------------------------------------------------------------
+
+def test_vesde_marginal_formula():
+    sde = sf.VESDE(25.0)
+    scale, std = sde.marginal(torch.tensor([0.5], dtype=torch.float64))
+    assert scale.item() == 1.0
+    assert abs(std.item() - math.sqrt((25.0 ** 1.0 - 1) / (2 * math.log(25.0)))) < 1e-12
+    drift, diffusion = sde.sde(torch.ones(2, 3), torch.tensor([0.0, 1.0]))
+    assert torch.equal(drift, torch.zeros(2, 3)) and torch.allclose(diffusion, torch.tensor([1.0, 25.0]))
+
+
+def test_vpsde_is_variance_preserving():
+    sde = sf.VPSDE()
+    scale, std = sde.marginal(torch.linspace(0.01, 1, 5, dtype=torch.float64))
+    assert torch.allclose(scale**2 + std**2, torch.ones(5, dtype=torch.float64))
+    assert sde.prior_sample((4, 2), generator=gen()).shape == (4, 2)
+
+
+def test_time_grid_decreasing():
+    times = time_grid(sf.VESDE(), 10, eps=1e-3)
+    assert times[0] == 1.0 and abs(times[-1] - 1e-3) < 1e-12 and (times.diff() < 0).all()
+
+
+# -- barycenters -------------------------------------------------------------
+
+def test_one_hot_lam_returns_the_model():
+    dists = random_gaussians(3, 3, gen(2))
+    bary = kl_barycenter(dists, [0.0, 1.0, 0.0])
+    assert torch.allclose(bary.mean, dists[1].mean) and torch.allclose(bary.cov, dists[1].cov)
+    mix = paper_1d().aux
+    assert torch.allclose(kl_barycenter(mix, [1.0, 0.0]).means, mix[0].means)
+
+
+@settings(max_examples=25, deadline=None)
+@given(perm=hs.permutations([0, 1, 2]), w=hs.lists(hs.floats(0.05, 1.0), min_size=3, max_size=3))
+def test_barycenter_is_permutation_invariant(perm, w):
+    dists = random_gaussians(3, 2, gen(3))
+    lam = torch.tensor(w, dtype=torch.float64)
+    lam = lam / lam.sum()
+    a = kl_barycenter(dists, lam)
+    b = kl_barycenter([dists[i] for i in perm], lam[list(perm)])
+    assert torch.allclose(a.mean, b.mean, atol=1e-10) and torch.allclose(a.cov, b.cov, atol=1e-10)
+
+
+def test_integer_power_mixture_barycenter_is_exact():
+    # lam = (1, 0): exact; lam = (1/2, 1/2) of a mixture with itself: p^(1/2) p^(1/2) = p
+    p = paper_1d().aux[1]
+    geo = GeometricMixture([p, p], [0.5, 0.5])
+    x = torch.linspace(-10, 12, 30, dtype=torch.float64)[:, None]
+    assert torch.allclose(geo.log_prob(x), p.log_prob(x), atol=1e-8)
+
+
+def test_geometric_mixture_high_dim_normaliser_with_stderr():
+    dists = random_gaussians(2, 6, gen(4))
+    geo = GeometricMixture(dists, [0.3, 0.7], n_importance=20000, generator=gen(5))
+    log_z, stderr = geo.log_normalizer()
+    exact = kl_barycenter(dists, [0.3, 0.7])
+    x = exact.sample(10, generator=gen(6))
+    assert stderr < 1e-6  # the Gaussian proposal is exact, so the weights are constant
+    assert torch.allclose(geo.log_prob(x), exact.log_prob(x), atol=1e-6)
+    assert geo.sample(100, generator=gen(7)).shape == (100, 6)
+
+
+def test_geometric_mixture_sampling_1d_and_2d():
+    p = paper_1d()
+    geo = GeometricMixture(p.aux, [0.5, 0.5])
+    x = geo.sample(50_000, generator=gen(8))
+    assert sf.tv_histogram(x, geo, bins=100) < 0.03
+    dists = random_gaussians(2, 2, gen(9))
+    geo2 = GeometricMixture(dists, [0.4, 0.6], n_grid=401)
+    y = geo2.sample(50_000, generator=gen(10))
+    exact = kl_barycenter(dists, [0.4, 0.6])
+    assert torch.allclose(y.mean(0), exact.mean, atol=0.03)
+    assert torch.allclose(torch.cov(y.T), exact.cov, atol=0.05)
+
+
+# -- scores -----------------------------------------------------------------
+
+def test_analytic_score_divergence_matches_autograd():
+    mix = paper_1d().aux[0]
+    score = sf.AnalyticScore(sf.GaussianMixture(mix.weights, mix.means, mix.covs), sf.VESDE())
+    x = torch.linspace(-6, 12, 20, dtype=torch.float64)[:, None].requires_grad_(True)
+    t = torch.full((20,), 0.1, dtype=torch.float64)
+    (grad,) = torch.autograd.grad(score(x, t).sum(), x)
+    assert torch.allclose(score.divergence(x.detach(), t), grad[:, 0], atol=1e-10)
+
+
+def test_fused_score_one_hot_and_linearity():
+    sde = sf.VESDE()
+    aux = [sf.AnalyticScore(d, sde) for d in paper_1d().aux]
+    x = torch.randn(10, 1, generator=gen(), dtype=torch.float64)
+    t = torch.rand(10, generator=gen(1), dtype=torch.float64) * 0.9 + 0.05
+    assert torch.allclose(sf.FusedScore(aux, [1.0, 0.0])(x, t), aux[0](x, t))
+    mid = sf.FusedScore(aux, [0.25, 0.75])(x, t)
+    assert torch.allclose(mid, 0.25 * aux[0](x, t) + 0.75 * aux[1](x, t))
+
+
+def test_fused_score_batches_same_architecture_modules():
+    class Tiny(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(2, 2)
+
+        def forward(self, x, t):
+            return self.lin(x) * t[:, None]
+
+    torch.manual_seed(0)
+    nets = [Tiny() for _ in range(4)]
+    fused = sf.FusedScore(nets, [0.1, 0.2, 0.3, 0.4])
+    assert fused.batched
+    x, t = torch.randn(8, 2), torch.rand(8)
+    with torch.no_grad():
+        loop = sum(w * n(x, t) for w, n in zip([0.1, 0.2, 0.3, 0.4], nets))
+        assert torch.allclose(fused(x, t), loop, atol=1e-6)
+
+
+# -- fusion -------------------------------------------------------------------
+
+def test_simplex_solver_kkt_and_vertex_solutions():
+    rng = np.random.default_rng(0)
+    for k in (2, 3, 5, 8):
+        a = rng.normal(size=(20, k))
+        G, b = a.T @ a, rng.normal(size=k) * 5
+        lam, residual = minimize_quadratic_on_simplex(G, b)
+        assert residual < 1e-9 and abs(lam.sum() - 1) < 1e-12 and (lam >= 0).all()
+        # no feasible point does better (random search on the simplex)
+        trials = rng.dirichlet(np.ones(k), size=2000)
+        values = np.einsum("ni,ij,nj->n", trials, G, trials) - 2 * trials @ b
+        assert lam @ G @ lam - 2 * b @ lam <= values.min() + 1e-9
+    lam, _ = minimize_quadratic_on_simplex(np.eye(2), np.array([10.0, -10.0]))
+    assert np.allclose(lam, [1.0, 0.0])
+
+
+def test_fit_weights_methods_and_determinism():
+    sde, preset = sf.VESDE(), paper_1d()
+    aux = [sf.AnalyticScore(d, sde) for d in preset.aux]
+    x0 = preset.target.sample(256, generator=gen(11))
+    for method in ("ism", "dsm"):
+        a = sf.fit_weights(aux, x0, sde, method=method, generator=gen(12))
+        b = sf.fit_weights(aux, x0, sde, method=method, generator=gen(12))
+        assert torch.equal(a.lam, b.lam) and a.kkt_residual < 1e-9
+        assert abs(a.lam.sum().item() - 1) < 1e-12 and a.method == method
+    s = sf.fit_weights(aux, x0, sde, method="sgd", epochs=3, generator=gen(13))
+    assert len(s.history) == 3 and abs(s.lam.sum().item() - 1) < 1e-12
+
+
+def test_ism_hutchinson_matches_exact_on_average():
+    sde = sf.VESDE()
+    dists = random_gaussians(2, 20, gen(14))
+    target = kl_barycenter(dists, [0.3, 0.7])
+    x0 = target.sample(2000, generator=gen(15))
+
+    def strip(score):  # hide the exact divergence to force autograd / Hutchinson
+        return lambda x, t: score(x, t)
+
+    exact = [sf.AnalyticScore(d, sde) for d in dists]
+    _, b_exact, _ = sf.ism_quadratic(exact, x0, sde)
+    _, b_hutch, _ = sf.ism_quadratic([strip(s) for s in exact], x0, sde, n_probes=4, generator=gen(16))
+    assert torch.allclose(b_hutch, b_exact, rtol=0.05)
+
+
+def test_recovers_planted_lam_with_networks_in_high_dim():
+    sde = sf.VESDE()
+    dists = random_gaussians(3, 32, gen(17))
+    lam_star = torch.tensor([0.5, 0.3, 0.2], dtype=torch.float64)
+    x0 = kl_barycenter(dists, lam_star).sample(4096, generator=gen(18))
+    fit = sf.fit_weights([sf.AnalyticScore(d, sde) for d in dists], x0, sde)
+    assert (fit.lam - lam_star).abs().max() < 0.05
+
+
+# -- metrics ------------------------------------------------------------------
+
+def test_tv_of_gaussians_closed_form():
+    p, q = sf.Gaussian([0.0], [[1.0]]), sf.Gaussian([1.0], [[1.0]])
+    assert abs(sf.tv_distance(p, q) - (2 * st.norm.cdf(0.5) - 1)) < 1e-8
+    d = 40
+    p = sf.Gaussian(torch.zeros(d, dtype=torch.float64), torch.eye(d, dtype=torch.float64))
+    q = sf.Gaussian(torch.full((d,), 0.1, dtype=torch.float64), torch.eye(d, dtype=torch.float64))
+    value, stderr = sf.tv_distance(p, q, generator=gen(19), return_stderr=True)
+    assert abs(value - (2 * st.norm.cdf(0.1 * math.sqrt(d) / 2) - 1)) < 4 * stderr + 1e-3
+
+
+def test_w1_and_kl():
+    x = torch.randn(400, 1, generator=gen(20), dtype=torch.float64)
+    assert abs(sf.w1_distance(x, x + 0.5) - 0.5) < 1e-9
+    y = torch.randn(200, 2, generator=gen(21), dtype=torch.float64)
+    assert abs(sf.w1_distance(y, y + torch.tensor([0.3, 0.4], dtype=torch.float64)) - 0.5) < 1e-9
+    p, q = sf.Gaussian([0.0], [[1.0]]), sf.Gaussian([1.0], [[4.0]])
+    value, stderr = sf.kl_mc(p, q, generator=gen(22), return_stderr=True)
+    assert abs(value - sf.kl_gaussian(p, q).item()) < 4 * stderr
+
+
+def test_cache_hit_miss_and_config_change(tmp_path, monkeypatch):
+    from scorefusion.cache import cached_model
+
+    monkeypatch.setenv("SCOREFUSION_CACHE", str(tmp_path))
+    calls = []
+
+    def train(model):
+        calls.append(1)
+        with torch.no_grad():
+            model.weight.fill_(len(calls))
+        return model
+
+    a = cached_model("lin", {"seed": 0}, lambda: torch.nn.Linear(2, 2), train)
+    b = cached_model("lin", {"seed": 0}, lambda: torch.nn.Linear(2, 2), train)
+    c = cached_model("lin", {"seed": 1}, lambda: torch.nn.Linear(2, 2), train)
+    assert len(calls) == 2 and torch.equal(a.weight, b.weight) and not torch.equal(a.weight, c.weight)
+    assert not list(tmp_path.glob("*.tmp"))
