@@ -127,11 +127,15 @@ class FusedScore(nn.Module):
                 return functional_call(base, (p, b), (x, t))
 
             out = torch.vmap(one, randomness="different")(params, buffers)
-        else:
-            out = torch.stack([s(x, t) for s in self.aux])
-        if out.shape[1:] != x.shape:
-            raise ValueError(f"auxiliary scores must return the shape of x {tuple(x.shape)}, got {tuple(out.shape[1:])}")
-        return out
+            if out.shape[1:] != x.shape:
+                raise ValueError(f"auxiliary scores must return the shape of x {tuple(x.shape)}, "
+                                 f"got {tuple(out.shape[1:])}")
+            return out
+        outputs = [s(x, t) for s in self.aux]
+        for i, out in enumerate(outputs):
+            if out.shape != x.shape:
+                raise ValueError(f"aux[{i}] must return the shape of x {tuple(x.shape)}, got {tuple(out.shape)}")
+        return torch.stack(outputs)
 
     def forward(self, x, t):
         """Fused score :math:`\\sum_i \\lambda_i s_i(x, t)`, shaped like ``x``."""
