@@ -115,8 +115,8 @@ class GaussianMixture:
         resp = torch.softmax(log_comp, dim=1)
         return (resp.unsqueeze(-1) * comp_score).sum(1)
 
-    def _score_divergence_at(self, x, scale=1.0, std=0.0):
-        r"""Divergence of the score (the Laplacian of log p), exactly.
+    def _score_and_divergence_at(self, x, scale=1.0, std=0.0):
+        r"""Score and its divergence (the Laplacian of log p), exactly.
 
         .. math:: \nabla\cdot s = \sum_k r_k\left(|s_k|^2 - \operatorname{tr} S_k^{-1}\right) - |s|^2
         """
@@ -124,7 +124,7 @@ class GaussianMixture:
         resp = torch.softmax(log_comp, dim=1)
         score = (resp.unsqueeze(-1) * comp_score).sum(1)
         per_comp = (comp_score**2).sum(-1) - (1.0 / var).sum(-1)
-        return (resp * per_comp).sum(1) - (score**2).sum(-1)
+        return score, (resp * per_comp).sum(1) - (score**2).sum(-1)
 
     # -- public API -------------------------------------------------------
     def log_prob(self, x):

@@ -168,10 +168,14 @@ def dsm_quadratic(aux, x0, sde, t=None, t_range=PAPER_T_RANGE, n_draws=1, genera
     return G / n, b / n, c / n
 
 
-def _divergences(fused, x, t, n_probes, generator):
-    """Divergence of every auxiliary score at (x, t): shape (K, n)."""
-    if all(hasattr(s, "divergence") for s in fused.aux):
-        return torch.stack([s.divergence(x, t) for s in fused.aux])
+def _scores_and_divergences(fused, x, t, n_probes, generator):
+    """Every auxiliary score at (x, t), flattened, shape (K, n, D), and its divergence, shape (K, n)."""
+    if all(hasattr(s, "score_and_divergence") for s in fused.aux):
+        pairs = [s.score_and_divergence(x, t) for s in fused.aux]
+        return (torch.stack([p[0] for p in pairs]).reshape(len(pairs), x.shape[0], -1),
+                torch.stack([p[1] for p in pairs]))
+    with torch.no_grad():
+        scores = _flat_components(fused, x, t)
     dim = x[0].numel()
     divs = []
     for score in fused.aux:
@@ -189,7 +193,7 @@ def _divergences(fused, x, t, n_probes, generator):
                     grad = torch.autograd.grad((out * v).sum(), xg, retain_graph=True)[0].reshape(x.shape[0], -1)
                     est += (grad * v).sum(1)
                 divs.append((est / n_probes).detach())
-    return torch.stack(divs)
+    return scores, torch.stack(divs)
 
 
 def ism_quadratic(aux, x0, sde, t=ISM_TIME, n_probes="auto", generator=None, batch_size=None, progress=False):
@@ -205,7 +209,7 @@ def ism_quadratic(aux, x0, sde, t=ISM_TIME, n_probes="auto", generator=None, bat
         G_{ij} = \mathbb E[s_i \cdot s_j],\ b_i = -\mathbb E[\nabla \cdot s_i],
 
     estimated on the target samples. Divergences are exact when the scores
-    provide ``divergence(x, t)`` (closed-form scores) or, by autograd, when the
+    provide ``score_and_divergence(x, t)`` (closed-form scores, one pass) or, by autograd, when the
     dimension is at most 16; above, Hutchinson's estimator with ``n_probes``
     Rademacher probes per point (default 4).
 
@@ -243,10 +247,10 @@ def ism_quadratic(aux, x0, sde, t=ISM_TIME, n_probes="auto", generator=None, bat
     G = torch.zeros(k, k, dtype=torch.float64)
     b = torch.zeros(k, dtype=torch.float64)
     for sl in tqdm(_batches(n, batch_size), disable=not progress, desc="ism quadratic"):
-        with torch.no_grad():
-            s = _flat_components(fused, x0[sl], tt[sl]).double()
+        s, div = _scores_and_divergences(fused, x0[sl], tt[sl], n_probes, generator)
+        s = s.double()
         G += torch.einsum("ind,jnd->ij", s, s).cpu()
-        b -= _divergences(fused, x0[sl], tt[sl], n_probes, generator).double().sum(1).cpu()
+        b -= div.double().sum(1).cpu()
     return G / n, b / n, torch.zeros((), dtype=torch.float64)
 
 
@@ -262,10 +266,11 @@ def minimize_quadratic_on_simplex(G, b):
         \begin{pmatrix} \lambda_S \\ \mu \end{pmatrix}
         = \begin{pmatrix} 2 b_S \\ 1 \end{pmatrix}
 
-    is solved; the feasible solution whose multipliers
-    :math:`\nu_j = 2(G\lambda - b)_j - \mu \ge 0` off the support has the
-    lowest objective is returned. Enumerating supports is exact and cheap for
-    the small K of fusion (up to 16 models).
+    is solved, from the full support down; the first feasible solution whose
+    multipliers :math:`\nu_j = 2(G\lambda - b)_j - \mu \ge 0` off the support
+    satisfies the KKT conditions and, the problem being convex, is a global
+    minimiser. Usually the full support already is (one solve); enumerating
+    supports is exact and cheap for the small K of fusion (up to 16 models).
 
     Parameters
     ----------
@@ -288,7 +293,6 @@ def minimize_quadratic_on_simplex(G, b):
         raise ValueError(f"exact simplex solver supports at most 16 models, got {k}")
     G = 0.5 * (G + G.T)
     scale = 1.0 + np.abs(G).max() + np.abs(b).max()
-    best = None
     for size in range(k, 0, -1):
         for support in itertools.combinations(range(k), size):
             idx = list(support)
@@ -297,7 +301,10 @@ def minimize_quadratic_on_simplex(G, b):
             kkt[:size, size] = -1.0
             kkt[size, :size] = 1.0
             rhs = np.append(2 * b[idx], 1.0)
-            sol = np.linalg.lstsq(kkt, rhs, rcond=None)[0]
+            try:
+                sol = np.linalg.solve(kkt, rhs)
+            except np.linalg.LinAlgError:  # singular G_SS (e.g. two identical models)
+                sol = np.linalg.lstsq(kkt, rhs, rcond=None)[0]
             lam = np.zeros(k)
             lam[idx] = sol[:size]
             mu = sol[size]
@@ -310,14 +317,9 @@ def minimize_quadratic_on_simplex(G, b):
                 np.abs(grad[idx] - mu).max(),
                 max(0.0, (mu - np.delete(grad, idx)).max(initial=0.0)),
             ) / scale
-            if residual > 1e-6:
-                continue
-            value = lam @ G @ lam - 2 * b @ lam
-            if best is None or value < best[0] - 1e-15 * scale:
-                best = (value, lam, residual)
-    if best is None:
-        raise RuntimeError("no KKT point found; is G positive semi-definite?")
-    return best[1], float(best[2])
+            if residual <= 1e-9:
+                return lam, float(residual)
+    raise RuntimeError("no KKT point found; is G positive semi-definite?")
 
 
 def _fit_sgd(fused, x0, sde, t_range, epochs, batch_size, lr, momentum, generator, progress):

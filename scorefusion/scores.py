@@ -68,8 +68,13 @@ class AnalyticScore:
 
     def divergence(self, x, t):
         r"""Exact divergence :math:`\nabla_x \cdot s(x, t)`; shape (n,)."""
+        return self.score_and_divergence(x, t)[1]
+
+    def score_and_divergence(self, x, t):
+        """Score (n, d) and its exact divergence (n,) from one evaluation of the components."""
         scale, std = self._scale_std(x, t)
-        return self.dist._score_divergence_at(x, scale, std).to(x.dtype)
+        score, div = self.dist._score_and_divergence_at(x, scale, std)
+        return score.to(x.dtype), div.to(x.dtype)
 
 
 def _same_architecture(models):
