@@ -3,18 +3,17 @@
 import math
 
 import numpy as np
-import pytest
 import scipy.stats as st
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as hs
 
 import scorefusion as sf
-from scorefusion.barycenter import GeometricMixture, kl_barycenter
+from scorefusion.barycenter import GeometricMixture, _gaussian_product, kl_barycenter
 from scorefusion.data import paper_1d
 from scorefusion.fusion import minimize_quadratic_on_simplex
 from scorefusion.sde import time_grid
-from theory_checks._common import random_gaussians, random_spd
+from theory_checks._common import random_gaussians
 
 
 def gen(seed=0):
@@ -117,6 +116,9 @@ def test_geometric_mixture_high_dim_normaliser_with_stderr():
     exact = kl_barycenter(dists, [0.3, 0.7])
     x = exact.sample(10, generator=gen(6))
     assert stderr < 1e-6  # the Gaussian proposal is exact, so the weights are constant
+    _, _, log_c = _gaussian_product(torch.tensor([0.3, 0.7], dtype=torch.float64),
+                                    torch.stack([d.mean for d in dists]), torch.stack([d.cov for d in dists]))
+    assert abs(log_z - log_c.item()) < 1e-8
     assert torch.allclose(geo.log_prob(x), exact.log_prob(x), atol=1e-6)
     assert geo.sample(100, generator=gen(7)).shape == (100, 6)
 

@@ -9,8 +9,8 @@ notebooks show the table for their chapter with :func:`run_claims`.
 import importlib
 import pkgutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 
 @dataclass

@@ -5,7 +5,7 @@ import math
 import torch
 
 from scorefusion import GeometricMixture, kl_barycenter, kl_gaussian
-from scorefusion.barycenter import _gaussian_product, integrate_on_grid, support_box, grid
+from scorefusion.barycenter import _gaussian_product, grid, integrate_on_grid, support_box
 from scorefusion.data import paper_1d
 
 from . import Claim, Result

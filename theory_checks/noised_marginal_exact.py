@@ -1,6 +1,5 @@
 """noised(sde, t) is the exact forward marginal, and AnalyticScore is its exact score."""
 
-import math
 
 import torch
 
