@@ -1,0 +1,262 @@
+"""ScoreFusion for diffusers pipelines (scorefusion.integrations.diffusers).
+
+Everything runs offline on tiny, randomly initialised UNets and schedulers built
+here (``from_pretrained`` is never called). Torch runs on one thread in this file:
+tiny convolutions are ~10x slower when two threads contend with other processes.
+"""
+
+import importlib.util
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from diffusers import (
+    DDIMPipeline,
+    DDIMScheduler,
+    DDPMPipeline,
+    DDPMScheduler,
+    EulerDiscreteScheduler,
+    UNet2DConditionModel,
+    UNet2DModel,
+)
+from diffusers.models.unets.unet_2d import UNet2DOutput
+from diffusers.models.unets.unet_2d_condition import UNet2DConditionOutput
+
+from scorefusion import FusedScore, dsm_loss, fit_weights
+from scorefusion.integrations.diffusers import (
+    DDPMScheduleSDE,
+    DiffusersScore,
+    FusedUNet,
+    epsilon_to_score,
+    from_epsilon,
+    score_to_epsilon,
+    to_epsilon,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def tiny_unet(seed, **overrides):
+    torch.manual_seed(seed)
+    config = dict(sample_size=8, in_channels=3, out_channels=3, block_out_channels=(8, 16), layers_per_block=1,
+                  norm_num_groups=8, down_block_types=("DownBlock2D", "AttnDownBlock2D"),
+                  up_block_types=("AttnUpBlock2D", "UpBlock2D"), attention_head_dim=4)
+    config.update(overrides)
+    return UNet2DModel(**config).eval()
+
+
+def tiny_cond_unet(seed, **overrides):
+    torch.manual_seed(seed)
+    config = dict(sample_size=8, in_channels=4, out_channels=4, block_out_channels=(8, 16), layers_per_block=1,
+                  norm_num_groups=8, down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+                  up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=16, attention_head_dim=2)
+    config.update(overrides)
+    return UNet2DConditionModel(**config).eval()
+
+
+def gen(seed):
+    return torch.Generator().manual_seed(seed)
+
+
+# ------------------------------------------------------------------ optional import
+
+def test_scorefusion_does_not_import_diffusers_and_missing_extra_is_named():
+    code = (
+        "import sys, scorefusion\n"
+        "assert 'diffusers' not in sys.modules, 'import scorefusion pulled in diffusers'\n"
+        "sys.modules['diffusers'] = None\n"
+        "try:\n"
+        "    import scorefusion.integrations.diffusers\n"
+        "except ImportError as err:\n"
+        "    assert 'pip install scorefusion[diffusers]' in str(err), str(err)\n"
+        "else:\n"
+        "    raise SystemExit('no ImportError without diffusers')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+
+
+# ------------------------------------------------------------------ parametrisations and the SDE
+
+def test_parametrisations_agree_with_scheduler_conventions():
+    sched = DDPMScheduler(num_train_timesteps=1000)
+    g = gen(0)
+    x0, eps = torch.randn(4, 3, 8, 8, generator=g), torch.randn(4, 3, 8, 8, generator=g)
+    steps = torch.tensor([0, 10, 500, 999])
+    xt = sched.add_noise(x0, eps, steps)
+    v = sched.get_velocity(x0, eps, steps)  # diffusers' definition of the v target
+    acp = sched.alphas_cumprod[steps]
+    scale, std = acp.sqrt(), (1 - acp).sqrt()
+    assert torch.allclose(to_epsilon(eps, xt, scale, std, "epsilon"), eps)
+    assert torch.allclose(to_epsilon(v, xt, scale, std, "v_prediction"), eps, atol=1e-5)
+    assert torch.allclose(to_epsilon(x0, xt, scale, std, "sample"), eps, atol=1e-4)
+    # both divide by alpha (~0.0064 at n = 999), which amplifies float32 rounding of x_t ~160-fold
+    assert torch.allclose(from_epsilon(eps, xt, scale, std, "v_prediction"), v, atol=1e-4)
+    assert torch.allclose(from_epsilon(eps, xt, scale, std, "sample"), x0, atol=1e-4)
+    score = epsilon_to_score(eps, std)
+    assert torch.allclose(score * std.reshape(-1, 1, 1, 1), -eps)
+    assert torch.allclose(score_to_epsilon(score, std), eps, atol=1e-6)
+    with pytest.raises(ValueError, match="prediction_type"):
+        to_epsilon(eps, xt, scale, std, "flow")
+
+
+def test_schedule_sde_matches_the_discrete_schedule_at_the_nodes():
+    sched = DDPMScheduler(num_train_timesteps=1000, beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012)
+    sde = DDPMScheduleSDE(sched)
+    n = torch.tensor([0, 1, 17, 500, 999])
+    t = sde.time(n)
+    assert torch.allclose(t, (n + 1).double() / 1000)
+    assert torch.allclose(sde.timestep(t), n.double())
+    scale, std = sde.marginal(t)
+    acp = sched.alphas_cumprod[n].double()
+    assert torch.allclose(scale, acp.sqrt(), rtol=1e-12) and torch.allclose(std, (1 - acp).sqrt(), rtol=1e-12)
+    x0, z = torch.randn(5, 2, 4, 4, generator=gen(1)), torch.randn(5, 2, 4, 4, generator=gen(2))
+    noised = scale.float().reshape(-1, 1, 1, 1) * x0 + std.float().reshape(-1, 1, 1, 1) * z
+    assert torch.allclose(noised, sched.add_noise(x0, z, n), atol=1e-6)
+    assert sde.marginal(0.0)[0] == 1 and sde.marginal(0.0)[1] == 0
+    # the SDE's coefficients generate the interpolated marginals: d/dt log scale = -beta / 2 inside a piece
+    tc = torch.tensor([0.1234, 0.5678], dtype=torch.float64)
+    h = 1e-7
+    dlog = (sde.marginal(tc + h)[0].log() - sde.marginal(tc - h)[0].log()) / (2 * h)
+    assert torch.allclose(dlog, -0.5 * sde.beta(tc), rtol=1e-5)
+    drift, diffusion = sde.sde(torch.ones(2, 3, dtype=torch.float64), tc)
+    assert torch.allclose(diffusion**2, sde.beta(tc)) and torch.allclose(drift[:, 0], -0.5 * sde.beta(tc))
+    # beta(t) ~ N beta_n (Song et al. 2021, App. B)
+    beta_n = sched.betas[n[2]].double()
+    assert abs(float(sde.beta(sde.time(n[2]) - 0.5e-3)) / (1000 * float(beta_n)) - 1) < 1e-2
+    assert sde.prior_sample((3, 2), generator=gen(0)).shape == (3, 2)
+    with pytest.raises(ValueError, match="t must lie"):
+        sde.marginal(torch.tensor([1.5]))
+    with pytest.raises(ValueError, match="zero-terminal-SNR"):
+        DDPMScheduleSDE(DDIMScheduler(rescale_betas_zero_snr=True))
+    with pytest.raises(TypeError, match="alphas_cumprod"):
+        DDPMScheduleSDE(object())
+
+
+def test_score_adapter_is_the_unet_at_the_nodes_and_refuses_untrained_times():
+    unet = tiny_unet(0)
+    sched = EulerDiscreteScheduler(num_train_timesteps=100)  # any DDPM-family scheduler carries alphas_cumprod
+    score = DiffusersScore(unet, sched)
+    assert score.prediction_type == "epsilon"
+    x = torch.randn(3, 3, 8, 8, generator=gen(0))
+    n = torch.tensor([0, 42, 99])
+    t = score.sde.time(n)
+    with torch.no_grad():
+        s = score(x, t)
+        eps = unet(x, n).sample
+    std = score.sde.marginal(t)[1].float().reshape(-1, 1, 1, 1)
+    assert torch.allclose(-std * s, eps, atol=1e-6)
+    assert s.shape == x.shape and s.dtype == x.dtype
+    with pytest.raises(ValueError, match="t_range"):
+        score(x, torch.full((3,), 1e-4))
+    v_score = DiffusersScore(unet, DDPMScheduler(num_train_timesteps=100, prediction_type="v_prediction"))
+    assert v_score.prediction_type == "v_prediction"
+
+
+# ------------------------------------------------------------------ FusedUNet in pipelines
+
+@pytest.mark.parametrize("pipeline_cls, scheduler_cls", [(DDPMPipeline, DDPMScheduler), (DDIMPipeline, DDIMScheduler)])
+def test_one_hot_lam_reproduces_a_single_pipeline_exactly(pipeline_cls, scheduler_cls):
+    unets = [tiny_unet(0), tiny_unet(1)]
+    pipe = pipeline_cls(unet=unets[1], scheduler=scheduler_cls(num_train_timesteps=100))
+    pipe.set_progress_bar_config(disable=True)
+    single = pipe(batch_size=2, generator=gen(3), num_inference_steps=8, output_type="np").images
+    pipe.unet = FusedUNet(unets, [0.0, 1.0])
+    fused = pipe(batch_size=2, generator=gen(3), num_inference_steps=8, output_type="np").images
+    assert (single == fused).all()
+    pipe.unet.set_lam([0.5, 0.5])
+    mixed = pipe(batch_size=2, generator=gen(3), num_inference_steps=8, output_type="np").images
+    assert mixed.shape == single.shape and abs(mixed - single).max() > 1e-3  # the other model matters
+
+
+def test_fused_unet_is_the_linear_combination_and_looks_like_a_unet():
+    unets = [tiny_unet(k) for k in range(3)]
+    lam = [0.2, 0.5, 0.3]
+    fused = FusedUNet(unets, lam)
+    x, steps = torch.randn(2, 3, 8, 8, generator=gen(0)), torch.tensor([5, 70])
+    with torch.no_grad():
+        out = fused(x, steps)
+        manual = sum(w * u(x, steps).sample for w, u in zip(lam, unets))
+        comps = fused.components(x, steps)
+        plain = fused(x, steps, return_dict=False)
+    assert isinstance(out, UNet2DOutput) and isinstance(plain, tuple)
+    assert torch.allclose(out.sample, manual, atol=1e-6) and torch.equal(plain[0], out.sample)
+    assert comps.shape == (3, 2, 3, 8, 8)
+    assert torch.allclose(torch.tensordot(fused.lam.float(), comps, dims=1), manual, atol=1e-6)
+    assert fused.config.sample_size == 8 and fused.in_channels == 3 and fused.out_channels == 3
+    assert fused.dtype == torch.float32 and fused.device == torch.device("cpu")
+    assert fused.conv_in is unets[0].conv_in  # read-only attributes come from the first UNet
+    with pytest.raises(AttributeError, match="each of .unets"):
+        fused.save_pretrained  # noqa: B018 - a method that would act on one UNet only
+    fused.to(torch.float16)
+    assert fused.lam.tolist() == lam  # weights are not buffers: casting the model does not round them
+
+
+def test_full_ddim_pipeline_with_bf16_unets():
+    unets = [tiny_unet(0).to(torch.bfloat16), tiny_unet(1).to(torch.bfloat16)]
+    pipe = DDIMPipeline(unet=FusedUNet(unets, [0.3, 0.7]), scheduler=DDIMScheduler(num_train_timesteps=100))
+    pipe.set_progress_bar_config(disable=True)
+    assert pipe.dtype == torch.bfloat16 and pipe.unet.dtype == torch.bfloat16
+    # output_type="pt": DDIMPipeline's own numpy conversion does not take bf16
+    images = pipe(batch_size=3, generator=gen(0), num_inference_steps=5, output_type="pt").images
+    assert images.shape == (3, 3, 8, 8) and images.dtype == torch.bfloat16
+    assert torch.isfinite(images.float()).all() and (images >= 0).all() and (images <= 1).all()
+    x = torch.randn(2, 3, 8, 8, dtype=torch.bfloat16, generator=gen(1))
+    with torch.no_grad():
+        out = pipe.unet(x, 10).sample
+        one = FusedUNet(unets, [1.0, 0.0])(x, 10).sample
+    assert out.dtype == torch.bfloat16 and torch.equal(one, unets[0](x, 10).sample)
+
+
+def test_conditional_unets_with_classifier_free_guidance_batches():
+    unets = [tiny_cond_unet(0), tiny_cond_unet(1)]
+    lam, w = [0.4, 0.6], 7.5
+    fused = FusedUNet(unets, lam)
+    g = gen(0)
+    latents = torch.randn(2, 4, 8, 8, generator=g)
+    cond, uncond = torch.randn(2, 5, 16, generator=g), torch.randn(2, 5, 16, generator=g)
+    x_in = torch.cat([latents] * 2)  # what pipelines do for guidance: [uncond; cond]
+    states = torch.cat([uncond, cond])
+    with torch.no_grad():
+        out = fused(x_in, torch.tensor(30), encoder_hidden_states=states)
+        parts = [u(x_in, torch.tensor(30), encoder_hidden_states=states).sample for u in unets]
+    assert isinstance(out, UNet2DConditionOutput) and out.sample.shape == (4, 4, 8, 8)
+    assert torch.allclose(out.sample, lam[0] * parts[0] + lam[1] * parts[1], atol=1e-6)
+
+    def guide(e):
+        e_u, e_c = e.chunk(2)
+        return e_u + w * (e_c - e_u)
+
+    fused_then_guided = guide(out.sample)
+    guided_then_fused = lam[0] * guide(parts[0]) + lam[1] * guide(parts[1])
+    assert torch.allclose(fused_then_guided, guided_then_fused, atol=1e-5)
+
+
+def test_mismatched_unets_raise_clear_errors():
+    base = tiny_unet(0)
+    with pytest.raises(ValueError, match="sample_size"):
+        FusedUNet([base, tiny_unet(1, sample_size=16)], [0.5, 0.5])
+    with pytest.raises(ValueError, match="in_channels"):
+        FusedUNet([base, tiny_unet(1, in_channels=4)], [0.5, 0.5])
+    with pytest.raises(ValueError, match="prediction type"):
+        FusedUNet([base, tiny_unet(1)], [0.5, 0.5], prediction_type=["epsilon", "v_prediction"])
+    with pytest.raises(ValueError, match="cross_attention_dim"):
+        FusedUNet([tiny_cond_unet(0), tiny_cond_unet(1, cross_attention_dim=8)], [0.5, 0.5])
+    with pytest.raises(TypeError, match="mix"):
+        FusedUNet([base, tiny_cond_unet(1)], [0.5, 0.5])
+    with pytest.raises(ValueError, match="dtype"):
+        FusedUNet([base, tiny_unet(1).to(torch.bfloat16)], [0.5, 0.5])
+    with pytest.raises(ValueError, match="simplex"):
+        FusedUNet([base, tiny_unet(1)], [0.7, 0.7])
+    with pytest.raises(TypeError, match="UNet2DModel"):
+        FusedUNet([base, torch.nn.Linear(2, 2)], [0.5, 0.5])
