@@ -5,7 +5,6 @@ here (``from_pretrained`` is never called). Torch runs on one thread in this fil
 tiny convolutions are ~10x slower when two threads contend with other processes.
 """
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -48,18 +47,20 @@ def one_thread():
 
 def tiny_unet(seed, **overrides):
     torch.manual_seed(seed)
-    config = dict(sample_size=8, in_channels=3, out_channels=3, block_out_channels=(8, 16), layers_per_block=1,
-                  norm_num_groups=8, down_block_types=("DownBlock2D", "AttnDownBlock2D"),
-                  up_block_types=("AttnUpBlock2D", "UpBlock2D"), attention_head_dim=4)
+    config = {"sample_size": 8, "in_channels": 3, "out_channels": 3, "block_out_channels": (8, 16),
+              "layers_per_block": 1, "norm_num_groups": 8, "down_block_types": ("DownBlock2D", "AttnDownBlock2D"),
+              "up_block_types": ("AttnUpBlock2D", "UpBlock2D"), "attention_head_dim": 4}
     config.update(overrides)
     return UNet2DModel(**config).eval()
 
 
 def tiny_cond_unet(seed, **overrides):
     torch.manual_seed(seed)
-    config = dict(sample_size=8, in_channels=4, out_channels=4, block_out_channels=(8, 16), layers_per_block=1,
-                  norm_num_groups=8, down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
-                  up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=16, attention_head_dim=2)
+    config = {"sample_size": 8, "in_channels": 4, "out_channels": 4, "block_out_channels": (8, 16),
+              "layers_per_block": 1, "norm_num_groups": 8,
+              "down_block_types": ("CrossAttnDownBlock2D", "DownBlock2D"),
+              "up_block_types": ("UpBlock2D", "CrossAttnUpBlock2D"), "cross_attention_dim": 16,
+              "attention_head_dim": 2}
     config.update(overrides)
     return UNet2DConditionModel(**config).eval()
 
@@ -82,7 +83,7 @@ def test_scorefusion_does_not_import_diffusers_and_missing_extra_is_named():
         "else:\n"
         "    raise SystemExit('no ImportError without diffusers')\n"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=False)
     assert result.returncode == 0, result.stderr
 
 
@@ -260,3 +261,109 @@ def test_mismatched_unets_raise_clear_errors():
         FusedUNet([base, tiny_unet(1)], [0.7, 0.7])
     with pytest.raises(TypeError, match="UNet2DModel"):
         FusedUNet([base, torch.nn.Linear(2, 2)], [0.5, 0.5])
+
+
+# ------------------------------------------------------------------ learning lam with fit_weights
+
+class GaussianUNet(torch.nn.Module):
+    """An analytic 'UNet': the exact posterior-mean prediction for data N(mean, var I) under a DDPM schedule.
+
+    It answers only at integer timesteps and reads alpha_bar from the scheduler itself, so it checks
+    the adapter's time mapping independently of DDPMScheduleSDE's interpolation. Its posterior means
+    are written from the Gaussian formulas, not with the conversion helpers under test.
+    """
+
+    def __init__(self, mean, var, alphas_cumprod, prediction_type):
+        super().__init__()
+        self.mean, self.var = mean, var
+        self.acp, self.prediction_type = alphas_cumprod.double(), prediction_type
+
+    def forward(self, sample, timestep, return_dict=True):
+        tau = torch.as_tensor(timestep, dtype=torch.float64).expand(sample.shape[0])
+        n = tau.round()
+        assert (tau - n).abs().max() < 1e-3, f"queried between timesteps: {tau}"
+        a2 = self.acp[n.long()].reshape(-1, 1, 1, 1)
+        a, s = a2.sqrt(), (1 - a2).sqrt()
+        r = (sample.double() - a * self.mean) / (a2 * self.var + s * s)  # minus the score of N(a m, a^2 v + s^2)
+        eps = s * r  # E[eps | x_t]
+        x0 = self.mean + a * self.var * r  # E[x_0 | x_t]
+        out = {"epsilon": eps, "sample": x0, "v_prediction": a * eps - s * x0}[self.prediction_type]
+        out = out.to(sample.dtype)
+        return UNet2DOutput(sample=out) if return_dict else (out,)
+
+
+def test_fit_weights_recovers_planted_lam_through_the_adapter():
+    """Identifiable by construction: auxiliaries N(m_i, v I) with one shared v and the target N(sum lam*_i m_i, v I).
+
+    Noised Gaussians with a shared covariance have scores linear in the mean, so the fused score of lam* is
+    exactly the target's score at every t (the barycenter is the target and the fused score is its noised
+    score); lam* minimises the population DSM and ISM objectives, and with three non-collinear means it is
+    the unique minimiser. The three auxiliaries speak three parametrisations (epsilon, v, sample), so a wrong
+    conversion or a wrong time-to-timestep map biases lam; the last assertion shows that misreading one
+    parametrisation is detected.
+    """
+    sched = DDPMScheduler(num_train_timesteps=1000)
+    sde = DDPMScheduleSDE(sched)
+    g = gen(0)
+    shape, var = (3, 4, 4), 0.25
+    means = [2 * torch.randn(shape, generator=g, dtype=torch.float64) for _ in range(3)]
+    types = ["epsilon", "v_prediction", "sample"]
+    aux = [DiffusersScore(GaussianUNet(m, var, sched.alphas_cumprod, p), sde, prediction_type=p)
+           for m, p in zip(means, types)]
+    lam_star = torch.tensor([0.2, 0.5, 0.3], dtype=torch.float64)
+    n = 256
+    x0 = sum(w * m for w, m in zip(lam_star, means)) + var**0.5 * torch.randn((n,) + shape, generator=g,
+                                                                             dtype=torch.float64)
+    steps = torch.randint(0, 1000, (n,), generator=g)  # DSM at the scheduler's own timesteps t = (n + 1) / N
+    dsm = fit_weights(aux, x0, sde, method="dsm", t=sde.time(steps), generator=gen(1))
+    ism = fit_weights(aux, x0, sde, method="ism", t=sde.t_min, generator=gen(2))
+    # seeds 0-4 gave max errors <= 0.012 (DSM) and <= 0.004 (ISM) at n = 256
+    assert (dsm.lam - lam_star).abs().max() < 0.03, dsm.lam
+    assert (ism.lam - lam_star).abs().max() < 0.015, ism.lam
+    misread = [aux[0], DiffusersScore(aux[1].unet, sde, prediction_type="epsilon"), aux[2]]
+    wrong = fit_weights(misread, x0, sde, method="dsm", t=sde.time(steps), generator=gen(1))
+    assert (wrong.lam - lam_star).abs().max() > 0.1, wrong.lam
+
+
+def test_fit_weights_on_tiny_unets_solves_the_dsm_quadratic_of_the_pipeline_model():
+    """Random UNets have no planted lam; what can fail here is the plumbing: the fitted lam must minimise the
+    DSM loss of the fused model on the same draws, and the fused score must be the one FusedUNet samples with."""
+    sched = DDPMScheduler(num_train_timesteps=100)
+    unets = [tiny_unet(0), tiny_unet(1)]
+    aux = [DiffusersScore(u, sched) for u in unets]
+    sde = aux[0].sde
+    x0 = torch.rand(24, 3, 8, 8, generator=gen(0)) * 2 - 1
+    t_range = (sde.t_min, 10 * sde.t_min)
+    fit = fit_weights(aux, x0, sde, method="dsm", t_range=t_range, generator=gen(5))
+    assert fit.lam.shape == (2,) and abs(float(fit.lam.sum()) - 1) < 1e-9 and (fit.lam >= 0).all()
+    with torch.no_grad():
+        def loss(lam):  # same seed -> same (t, z) draws as the fit
+            return float(dsm_loss(FusedScore(aux, lam), x0, sde, generator=gen(5), t_range=t_range))
+
+        best = loss(fit.lam)
+        assert abs(best - fit.loss) < 1e-4 * (1 + abs(best))
+        for other in ([1.0, 0.0], [0.0, 1.0], [0.5, 0.5]):
+            assert best <= loss(other) + 1e-5
+        # the library's fused score and the pipeline's fused UNet are one model
+        lam = [0.3, 0.7]
+        x, t = torch.randn(4, 3, 8, 8, generator=gen(1)), sde.time(torch.tensor([0, 9, 50, 99]))
+        assert torch.allclose(DiffusersScore(FusedUNet(unets, lam), sched)(x, t), FusedScore(aux, lam)(x, t),
+                              atol=1e-5)
+    ism = fit_weights(aux, x0[:8], sde, method="ism", t=sde.t_min, n_probes=2, generator=gen(6))
+    assert abs(float(ism.lam.sum()) - 1) < 1e-9 and ism.kkt_residual < 1e-6
+
+
+def test_conditional_score_expands_the_condition_to_the_batch():
+    unet = tiny_cond_unet(0)
+    sched = DDIMScheduler(num_train_timesteps=100)
+    emb = torch.randn(1, 5, 16, generator=gen(0))
+    score = DiffusersScore(unet, sched, condition={"encoder_hidden_states": emb})
+    x, t = torch.randn(3, 4, 8, 8, generator=gen(1)), score.sde.time(torch.tensor([3, 30, 90]))
+    with torch.no_grad():
+        s = score(x, t)
+        eps = unet(x, torch.tensor([3, 30, 90]), encoder_hidden_states=emb.expand(3, 5, 16)).sample
+    std = score.sde.marginal(t)[1].float().reshape(-1, 1, 1, 1)
+    assert torch.allclose(-std * s, eps, atol=1e-6)
+    bad = DiffusersScore(unet, sched, condition={"encoder_hidden_states": emb.expand(2, 5, 16)})
+    with pytest.raises(ValueError, match="batch size"):
+        bad(x, t)
