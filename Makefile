@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 TORCH := torch==2.13.0
 EXTRAS := dev,book,course,diffusers
 
-.PHONY: test book serve lab assignments bench checks clean
+.PHONY: test book serve lab assignments browser bench checks clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,8 +19,31 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 ## make test: every test (library, theory checks, notebooks, book, browser, assignments)
-test: $(STAMP)
+test: $(STAMP) browser
 	$(PY) -m pytest
+
+## make book: build the Jupyter Book (notebooks in fast mode; FULL=1 for the full-size runs)
+## and print the path of index.html
+book: $(STAMP)
+	$(PY) scripts/build_book.py $(if $(filter 1 yes true,$(FULL)),--full,)
+
+## make serve: serve the built book on http://127.0.0.1:$(PORT)
+PORT ?= 8000
+serve: book
+	$(PY) -m http.server --bind 127.0.0.1 --directory _build/html $(PORT)
+
+## make lab: JupyterLab on notebooks/ with jupytext (the .md files open as notebooks)
+lab: $(STAMP)
+	$(PY) scripts/lab.py
+
+## make assignments: nbgrader student versions in _build/assignments/release/
+assignments: $(STAMP)
+	$(PY) scripts/make_assignments.py
+
+## make browser: Debian's Chromium for the browser test (skipped when already installed)
+browser:
+	@test -x /usr/bin/chromium || { apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
 
 ## make checks: the theory-check table in full mode
 checks: $(STAMP)

@@ -1,0 +1,119 @@
+"""JupyterLab with jupytext (``make lab``): the server serves a MyST ``.md`` as a notebook.
+
+The test starts JupyterLab exactly as ``make lab`` does (``scripts/lab.py``), bound to
+127.0.0.1 on a free port with a token and no browser, and fetches a notebook's ``.md`` through
+the contents API with ``type=notebook``. It also checks that the lab settings make jupytext's
+notebook the default viewer of Markdown files.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import jupytext
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+import lab  # noqa: E402
+
+_TOY = """---
+jupytext:
+  text_representation:
+    extension: .md
+    format_name: myst
+kernelspec:
+  display_name: Python 3
+  language: python
+  name: python3
+---
+
+# Toy
+
+```{code-cell} ipython3
+import scorefusion as sf
+```
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _get(url: str, token: str) -> tuple[int, dict]:
+    request = urllib.request.Request(url, headers={"Authorization": f"token {token}"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return response.status, json.loads(response.read().decode())
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """JupyterLab on the repository's notebooks/ (a toy copy if none exists yet)."""
+    notebooks = [md for md in sorted((ROOT / "notebooks").glob("*.md"))
+                 if "kernelspec" in jupytext.read(md).metadata]
+    root = ROOT
+    if not notebooks:
+        root = tmp_path_factory.mktemp("labroot")
+        (root / "notebooks").mkdir()
+        (root / "notebooks" / "01_toy.md").write_text(_TOY)
+        notebooks = [root / "notebooks" / "01_toy.md"]
+    token = secrets.token_hex(16)
+    port = _free_port()
+    command = lab.lab_command(root, port=port, extra=[
+        "--no-browser", f"--IdentityProvider.token={token}", "--ServerApp.open_browser=False"])
+    log = tmp_path_factory.mktemp("lablog") / "lab.log"
+    with open(log, "w") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 90
+        while True:
+            try:
+                _get(f"{base}/api/status", token)
+                break
+            except (urllib.error.URLError, ConnectionError, OSError):
+                if process.poll() is not None or time.time() > deadline:
+                    pytest.fail("JupyterLab did not start:\n" + log.read_text()[-4000:])
+                time.sleep(0.5)
+        yield base, token, notebooks[0], root
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def test_md_notebook_served_as_notebook(server):
+    base, token, md, _ = server
+    status, model = _get(f"{base}/api/contents/{md.name}?type=notebook&content=1", token)
+    assert status == 200
+    assert model["type"] == "notebook" and model["format"] == "json"
+    content = model["content"]
+    assert content["metadata"]["kernelspec"]["name"] == "python3"
+    expected = jupytext.read(md)
+    assert len(content["cells"]) == len(expected.cells)
+    sources = [c["source"] for c in content["cells"] if c["cell_type"] == "code"]
+    assert sources == [c.source for c in expected.cells if c.cell_type == "code"]
+
+
+def test_markdown_opens_with_jupytext_by_default(server):
+    base, token, _, _ = server
+    status, setting = _get(f"{base}/lab/api/settings/@jupyterlab/docmanager-extension:plugin",
+                           token)
+    assert status == 200
+    viewers = setting["settings"]["defaultViewers"]
+    assert viewers["markdown"] == "Jupytext Notebook"
+    status, listing = _get(f"{base}/lab/api/settings/jupyterlab-jupytext:plugin", token)
+    assert status == 200  # jupytext's lab extension is installed and known to the server
