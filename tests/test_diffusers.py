@@ -5,6 +5,7 @@ here (``from_pretrained`` is never called). Torch runs on one thread in this fil
 tiny convolutions are ~10x slower when two threads contend with other processes.
 """
 
+import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -367,3 +368,47 @@ def test_conditional_score_expands_the_condition_to_the_batch():
     bad = DiffusersScore(unet, sched, condition={"encoder_hidden_states": emb.expand(2, 5, 16)})
     with pytest.raises(ValueError, match="batch size"):
         bad(x, t)
+
+
+# ------------------------------------------------------------------ the example script
+
+def test_example_script_runs_end_to_end_on_tiny_pipelines(tmp_path):
+    """``--tiny``: prompt -> CLIP -> fused UNet with guidance -> VAE, lam sweep, a learned lam, weight merging."""
+    import numpy as np
+    from PIL import Image
+
+    example = runpy.run_path(str(ROOT / "examples" / "barycenter_stable_diffusion.py"))
+    out = tmp_path / "tiny"
+    summary = example["main"](["--tiny", "--out", str(out), "--prompt", "a cat", "--steps", "2", "--lam", "0", "1",
+                               "--n-images", "1", "--fit-draws", "1", "--compare-merge"])
+    lam = summary["fit"]["lam"]
+    assert len(lam) == 2 and abs(sum(lam) - 1) < 1e-9 and min(lam) >= 0
+    assert summary["lam"] == [0.0, 1.0, lam[1]] and summary["grid_rows"] == 2
+    grid = Image.open(out / "grid.png")
+    assert grid.size == (3 * 8, 2 * 8)
+    a, b = (np.asarray(Image.open(out / f"barycenter_lam{v:.3f}_0.png")) for v in (0.0, 1.0))
+    assert np.abs(a.astype(int) - b.astype(int)).max() > 0  # the two models differ
+    # at the end points barycenter and weight merging are the same model
+    assert np.array_equal(a, np.asarray(Image.open(out / "merged_lam0.000_0.png")))
+
+
+def test_example_script_loads_local_pipelines_and_lam0_is_model_a(tmp_path):
+    """The real-weights path: two pipeline folders on disk, loaded with local_files_only=True."""
+    import numpy as np
+    from diffusers import DiffusionPipeline
+    from PIL import Image
+
+    example = runpy.run_path(str(ROOT / "examples" / "barycenter_stable_diffusion.py"))
+    pipe, unet_b, _ = example["build_tiny"](0)
+    pipe.save_pretrained(tmp_path / "a")
+    pipe.unet = unet_b
+    pipe.save_pretrained(tmp_path / "b")
+    out = tmp_path / "run"
+    args = ["--out", str(out), "--prompt", "a cat", "--steps", "2", "--lam", "0", "0.5", "--n-images", "1",
+            "--seed", "3", "--device", "cpu"]
+    example["main"](["--model-a", str(tmp_path / "a"), "--model-b", str(tmp_path / "b")] + args)
+    alone = DiffusionPipeline.from_pretrained(tmp_path / "a", local_files_only=True)
+    alone.set_progress_bar_config(disable=True)
+    image = alone("a cat", num_inference_steps=2, guidance_scale=7.5, generator=torch.Generator("cpu").manual_seed(3),
+                  height=8, width=8).images[0]
+    assert np.array_equal(np.asarray(image), np.asarray(Image.open(out / "barycenter_lam0.000_0.png")))
