@@ -205,10 +205,12 @@ def test_fused_unet_is_the_linear_combination_and_looks_like_a_unet():
 
 
 def test_full_ddim_pipeline_with_bf16_unets():
-    unets = [tiny_unet(0).to(torch.bfloat16), tiny_unet(1).to(torch.bfloat16)]
+    unets = [tiny_unet(0), tiny_unet(1)]
     pipe = DDIMPipeline(unet=FusedUNet(unets, [0.3, 0.7]), scheduler=DDIMScheduler(num_train_timesteps=100))
     pipe.set_progress_bar_config(disable=True)
+    pipe.to(torch.bfloat16)  # the pipeline casts the fused UNet like any other component
     assert pipe.dtype == torch.bfloat16 and pipe.unet.dtype == torch.bfloat16
+    assert all(u.dtype == torch.bfloat16 for u in unets) and pipe.unet.lam.tolist() == [0.3, 0.7]
     # output_type="pt": DDIMPipeline's own numpy conversion does not take bf16
     images = pipe(batch_size=3, generator=gen(0), num_inference_steps=5, output_type="pt").images
     assert images.shape == (3, 3, 8, 8) and images.dtype == torch.bfloat16
