@@ -198,6 +198,7 @@ def test_fused_unet_is_the_linear_combination_and_looks_like_a_unet():
     assert fused.config.sample_size == 8 and fused.in_channels == 3 and fused.out_channels == 3
     assert fused.dtype == torch.float32 and fused.device == torch.device("cpu")
     assert fused.conv_in is unets[0].conv_in  # read-only attributes come from the first UNet
+    assert not hasattr(fused, "set_attention_slice")  # UNet2DModel has none, so pipelines skip it, as for one UNet
     with pytest.raises(AttributeError, match="each of .unets"):
         fused.save_pretrained  # noqa: B018 - a method that would act on one UNet only
     fused.to(torch.float16)
@@ -244,6 +245,11 @@ def test_conditional_unets_with_classifier_free_guidance_batches():
     fused_then_guided = guide(out.sample)
     guided_then_fused = lam[0] * guide(parts[0]) + lam[1] * guide(parts[1])
     assert torch.allclose(fused_then_guided, guided_then_fused, atol=1e-5)
+    # configuring methods that pipelines call reach every UNet
+    fused.enable_freeu(s1=0.9, s2=0.2, b1=1.2, b2=1.4)
+    assert all(u.up_blocks[0].b1 == 1.2 for u in unets)
+    fused.disable_freeu()
+    assert all(u.up_blocks[0].b1 is None for u in unets)
 
 
 def test_mismatched_unets_raise_clear_errors():

@@ -79,6 +79,13 @@ PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
 
 _OUTPUT_TYPES = ((UNet2DConditionModel, UNet2DConditionOutput), (UNet2DModel, UNet2DOutput))
 
+# Methods that configure a UNet (called by pipelines, e.g. enable_attention_slicing); applied to every UNet.
+_BROADCAST = frozenset({
+    "set_attention_slice", "set_attn_processor", "set_default_attn_processor", "enable_freeu", "disable_freeu",
+    "fuse_qkv_projections", "unfuse_qkv_projections", "set_use_memory_efficient_attention_xformers",
+    "enable_xformers_memory_efficient_attention", "disable_xformers_memory_efficient_attention",
+})
+
 # Config entries that define the latent space and the call signature; fused UNets must agree on them.
 _SHARED_KEYS = (
     "sample_size", "in_channels", "out_channels", "class_embed_type", "num_class_embeds",
@@ -520,7 +527,19 @@ class DiffusersScore:
         return f"DiffusersScore({type(self.unet).__name__}, {self.sde!r}, prediction_type={self.prediction_type!r})"
 
     def __call__(self, x, t):
-        """Score at ``(x, t)``; ``x`` of shape (n, C, H, W), ``t`` a float or shape (n,); returns a tensor like ``x``."""
+        r"""Score of the UNet at ``(x, t)``.
+
+        .. math:: s(x, t) = -\hat\epsilon(x, N t - 1) / \sigma_t
+
+        Parameters
+        ----------
+        x : Tensor of shape (n, C, H, W)
+        t : float or Tensor of shape (n,), in ``[1/N, 1]``
+
+        Returns
+        -------
+        Tensor of shape (n, C, H, W), dtype and device of ``x``
+        """
         if not torch.is_tensor(x) or not x.is_floating_point():
             raise TypeError("x must be a floating tensor of shape (n, C, H, W)")
         n = x.shape[0]
@@ -607,10 +626,11 @@ class FusedUNet(nn.Module):
     ``UNet2DConditionOutput``; a tuple with ``return_dict=False``). It exposes
     what pipelines read from a UNet (``config``, ``dtype``, ``device``,
     ``in_channels``, ``sample_size``, and read-only attributes such as
-    ``add_embedding`` from the first UNet) and forwards
-    ``set_attention_slice``, ``set_attn_processor``, ``set_default_attn_processor``,
-    ``enable_freeu``/``disable_freeu`` and ``fuse_qkv_projections``/``unfuse_qkv_projections``
-    to every UNet. Models with weight zero are not evaluated, so a one-hot
+    ``add_embedding`` from the first UNet) and applies the configuring methods
+    pipelines call (``set_attention_slice``, ``set_attn_processor``,
+    ``set_default_attn_processor``, ``enable_freeu``/``disable_freeu``,
+    ``fuse_qkv_projections``/``unfuse_qkv_projections``, xformers switches) to
+    every UNet, when the UNets have them; other methods are not forwarded. Models with weight zero are not evaluated, so a one-hot
     ``lam`` reproduces a single model bit for bit. The sum is accumulated in
     at least float32 and cast back to the UNets' dtype (fp16/bf16 work).
     Load LoRAs into each UNet before fusing; ``save_pretrained`` of a pipeline
@@ -733,53 +753,64 @@ class FusedUNet(nn.Module):
         unets = self.__dict__.get("_modules", {}).get("unets")
         if unets is None or name.startswith("__"):
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-        value = getattr(unets[0], name)
+        try:
+            value = getattr(unets[0], name)
+        except AttributeError:
+            raise AttributeError(
+                f"'FusedUNet' object has no attribute {name!r} (nor has its first UNet, a "
+                f"{type(unets[0]).__name__})"
+            ) from None
         if inspect.ismethod(value):
+            if name in _BROADCAST and all(hasattr(u, name) for u in unets):
+                def broadcast(*args, **kwargs):
+                    for unet in unets:
+                        getattr(unet, name)(*args, **kwargs)
+
+                broadcast.__doc__ = f"Call ``{name}`` on every fused UNet."
+                return broadcast
             raise AttributeError(
                 f"FusedUNet does not forward the method {name!r} (it would act on one UNet only); "
                 "call it on each of .unets"
             )
         return value
 
-    def _broadcast(self, name, *args, **kwargs):
-        for unet in self.unets:
-            getattr(unet, name)(*args, **kwargs)
-
-    def set_attention_slice(self, *args, **kwargs):
-        """Forward to every UNet."""
-        self._broadcast("set_attention_slice", *args, **kwargs)
-
-    def set_attn_processor(self, *args, **kwargs):
-        """Forward to every UNet."""
-        self._broadcast("set_attn_processor", *args, **kwargs)
-
-    def set_default_attn_processor(self):
-        """Forward to every UNet."""
-        self._broadcast("set_default_attn_processor")
-
-    def enable_freeu(self, *args, **kwargs):
-        """Forward to every UNet."""
-        self._broadcast("enable_freeu", *args, **kwargs)
-
-    def disable_freeu(self):
-        """Forward to every UNet."""
-        self._broadcast("disable_freeu")
-
-    def fuse_qkv_projections(self):
-        """Forward to every UNet."""
-        self._broadcast("fuse_qkv_projections")
-
-    def unfuse_qkv_projections(self):
-        """Forward to every UNet."""
-        self._broadcast("unfuse_qkv_projections")
-
     def components(self, sample, timestep, *args, **kwargs):
-        """Every UNet's output at the same input, stacked: shape (K, *sample.shape)."""
+        r"""Every UNet's output at the same input, stacked (all K models, whatever their weight).
+
+        .. math:: \big(\hat\epsilon_1(x, \tau, c), \dots, \hat\epsilon_K(x, \tau, c)\big)
+
+        Parameters
+        ----------
+        sample : Tensor of shape (n, C, H, W)
+        timestep : int, float or Tensor of shape () or (n,)
+        *args, **kwargs
+            Further UNet arguments (``encoder_hidden_states``, ``added_cond_kwargs``, ...).
+
+        Returns
+        -------
+        Tensor of shape (K, n, C, H, W)
+        """
         kwargs["return_dict"] = False
         return torch.stack([unet(sample, timestep, *args, **kwargs)[0] for unet in self.unets])
 
     def forward(self, sample, timestep, *args, return_dict=True, **kwargs):
-        """Fused prediction :math:`\\sum_i \\lambda_i \\hat\\epsilon_i`; arguments as for one UNet."""
+        r"""Fused prediction, called exactly like one UNet.
+
+        .. math:: \hat\epsilon_\lambda = \sum_{i:\ \lambda_i > 0} \lambda_i\, \hat\epsilon_i(x, \tau, c)
+
+        Parameters
+        ----------
+        sample : Tensor of shape (n, C, H, W)
+            Noisy input (batch doubled under classifier-free guidance).
+        timestep : int, float or Tensor of shape () or (n,)
+        *args, **kwargs
+            Every other UNet argument, passed unchanged to each UNet.
+        return_dict : bool, default True
+
+        Returns
+        -------
+        UNet2DOutput or UNet2DConditionOutput (``.sample`` of shape (n, C, H, W)), or a 1-tuple
+        """
         total = None
         out_dtype = None
         for weight, unet in zip(self._lam, self.unets):
