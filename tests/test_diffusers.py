@@ -29,6 +29,7 @@ from scorefusion.integrations.diffusers import (
     DDPMScheduleSDE,
     DiffusersScore,
     FusedUNet,
+    encode_images,
     epsilon_to_score,
     from_epsilon,
     score_to_epsilon,
@@ -205,22 +206,25 @@ def test_fused_unet_is_the_linear_combination_and_looks_like_a_unet():
     assert fused.lam.tolist() == lam  # weights are not buffers: casting the model does not round them
 
 
-def test_full_ddim_pipeline_with_bf16_unets():
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_full_ddim_pipeline_in_half_precision(dtype):
     unets = [tiny_unet(0), tiny_unet(1)]
     pipe = DDIMPipeline(unet=FusedUNet(unets, [0.3, 0.7]), scheduler=DDIMScheduler(num_train_timesteps=100))
     pipe.set_progress_bar_config(disable=True)
-    pipe.to(torch.bfloat16)  # the pipeline casts the fused UNet like any other component
-    assert pipe.dtype == torch.bfloat16 and pipe.unet.dtype == torch.bfloat16
-    assert all(u.dtype == torch.bfloat16 for u in unets) and pipe.unet.lam.tolist() == [0.3, 0.7]
+    pipe.to(dtype)  # the pipeline casts the fused UNet like any other component
+    assert pipe.dtype == dtype and pipe.unet.dtype == dtype
+    assert all(u.dtype == dtype for u in unets) and pipe.unet.lam.tolist() == [0.3, 0.7]
     # output_type="pt": DDIMPipeline's own numpy conversion does not take bf16
     images = pipe(batch_size=3, generator=gen(0), num_inference_steps=5, output_type="pt").images
-    assert images.shape == (3, 3, 8, 8) and images.dtype == torch.bfloat16
+    assert images.shape == (3, 3, 8, 8) and images.dtype == dtype
     assert torch.isfinite(images.float()).all() and (images >= 0).all() and (images <= 1).all()
-    x = torch.randn(2, 3, 8, 8, dtype=torch.bfloat16, generator=gen(1))
+    x = torch.randn(2, 3, 8, 8, dtype=dtype, generator=gen(1))
     with torch.no_grad():
         out = pipe.unet(x, 10).sample
         one = FusedUNet(unets, [1.0, 0.0])(x, 10).sample
-    assert out.dtype == torch.bfloat16 and torch.equal(one, unets[0](x, 10).sample)
+        parts = [u(x, 10).sample.float() for u in unets]
+    assert out.dtype == dtype and torch.equal(one, unets[0](x, 10).sample)
+    assert torch.equal(out, (0.3 * parts[0] + 0.7 * parts[1]).to(dtype))  # summed in float32, rounded once
 
 
 def test_conditional_unets_with_classifier_free_guidance_batches():
@@ -376,6 +380,24 @@ def test_conditional_score_expands_the_condition_to_the_batch():
     bad = DiffusersScore(unet, sched, condition={"encoder_hidden_states": emb.expand(2, 5, 16)})
     with pytest.raises(ValueError, match="batch size"):
         bad(x, t)
+
+
+def test_encode_images_gives_scaled_vae_latents():
+    from diffusers import AutoencoderKL
+
+    torch.manual_seed(0)
+    vae = AutoencoderKL(in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(8, 16),
+                        down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
+                        norm_num_groups=8, sample_size=16, scaling_factor=0.5).eval()
+    images = torch.rand(2, 3, 16, 16, generator=gen(0)) * 2 - 1
+    latents = encode_images(vae, images, sample=False)
+    with torch.no_grad():
+        expected = vae.encode(images).latent_dist.mode() * 0.5
+    assert latents.shape == (2, 4, 8, 8) and torch.allclose(latents, expected)
+    drawn = [encode_images(vae, images, generator=gen(1)) for _ in range(2)]
+    assert torch.equal(drawn[0], drawn[1]) and not torch.equal(drawn[0], latents)  # seeded posterior draws
+    with pytest.raises(ValueError, match=r"\[-1, 1\]"):
+        encode_images(vae, images * 3)
 
 
 # ------------------------------------------------------------------ the example script
