@@ -1,0 +1,684 @@
+r"""ScoreFusion on handwritten digits: the paper's image experiment, shared by notebooks and tests.
+
+Liu et al. (2025), Sec. 5.2 fuse four diffusion models of EMNIST digits 7 and 9,
+trained on 7:9 proportions 0.1/0.9, 0.3/0.7, 0.7/0.3, 0.9/0.1, into a model of
+a 0.6/0.4 target from few target images, and compare negative log-likelihoods
+(bits/dim) with a model trained from scratch on the target images and with an
+auxiliary model fine-tuned on them. Here the images are scikit-learn's bundled
+digits (:func:`scorefusion.data.digits`), so everything runs offline.
+
+One configuration function, :func:`scale_config`, picks every size from the
+device: the CPU setting (8x8 images, four auxiliaries) is the paper's
+experiment shrunk to two cores; with CUDA the same code runs larger images,
+more auxiliaries and larger batches. Trained networks are cached by
+:func:`scorefusion.cache.cached_model` under a hash of everything that
+determines their weights.
+"""
+
+import copy
+import dataclasses
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from ._checks import check_positive_int
+from .cache import cached_model
+from .data import DIGITS_AUX_WEIGHTS, DIGITS_TARGET_WEIGHTS, digits
+from .fusion import fit_weights
+from .losses import dsm_loss
+from .scores import FusedScore
+from .sde import VESDE
+
+PAPER_N = (16, 32, 64, 128, 256)
+"""Target training-set sizes of the CPU table."""
+
+
+@dataclass(frozen=True)
+class ImageFusionConfig:
+    r"""Every size of the digits experiment; see :func:`scale_config`.
+
+    Attributes
+    ----------
+    device : str
+        Where networks train and run (``"cpu"`` or ``"cuda"``).
+    image_size : int
+        Side of the images (8 native; 16 or 32 upsampled).
+    aux_weights : tuple of (float, float)
+        7:9 proportions of the K auxiliary data sets.
+    aux_train_size : int
+        Images per auxiliary training set (resampled from the training pool).
+    aux_steps : int
+        Optimiser steps of each auxiliary network.
+    target_ns : tuple of int
+        Target training-set sizes.
+    scratch_steps, finetune_steps : int
+        Optimiser steps of the two baselines.
+    base : int
+        Width of the U-Net (channels of its first level).
+    batch_size : int
+        Training batch (capped by the data size).
+    lr, finetune_lr : float
+        Adam learning rates.
+    test_size : int
+        Held-out target test images scored in bits/dim (at most 100).
+    n_generated : int
+        Images sampled per model for the 7:9 proportion.
+    sample_steps : int
+        Euler-Maruyama steps.
+    fit_t : float
+        Time of implicit score matching (``fit_weights(method="ism")``).
+    fit_t_range : (float, float)
+        Time range of the DSM and SGD fits. The paper's ``(1e-7, 1e-4)``
+        noises EMNIST's 256 grey levels by about their spacing; these digits
+        have 17 levels (spacing 1/16), so the default range is chosen where the
+        noise, :math:`\mathrm{std}_t \in [0.03, 0.1]`, is about one grey level.
+    sgd_epochs : int
+        Epochs of the official SGD recipe (100 in the paper).
+    seed : int
+    """
+
+    device: str = "cpu"
+    image_size: int = 8
+    aux_weights: tuple = DIGITS_AUX_WEIGHTS
+    aux_train_size: int = 2048
+    aux_steps: int = 2000
+    target_ns: tuple = PAPER_N
+    scratch_steps: int = 1000
+    finetune_steps: int = 300
+    base: int = 32
+    batch_size: int = 128
+    lr: float = 2e-3
+    finetune_lr: float = 5e-4
+    test_size: int = 100
+    n_generated: int = 200
+    sample_steps: int = 200
+    fit_t: float = 3e-3
+    fit_t_range: tuple = (1e-3, 1e-2)
+    sgd_epochs: int = 100
+    seed: int = 0
+
+    @property
+    def k(self):
+        """Number of auxiliary models."""
+        return len(self.aux_weights)
+
+
+def spread_weights(k):
+    r"""``k`` auxiliary 7:9 proportions: the paper's four for ``k = 4``, else evenly spread.
+
+    .. math:: w_i = \frac{i - 1/2}{k},\quad i = 1..k \qquad (\text{7-proportion } w_i,\ \text{9-proportion } 1 - w_i)
+
+    Parameters
+    ----------
+    k : int, at least 2
+
+    Returns
+    -------
+    tuple of k (float, float)
+    """
+    check_positive_int(k, "k")
+    if k < 2:
+        raise ValueError(f"k must be at least 2 auxiliary models, got {k}")
+    if k == 4:
+        return DIGITS_AUX_WEIGHTS
+    return tuple((round((i + 0.5) / k, 4), round(1 - (i + 0.5) / k, 4)) for i in range(k))
+
+
+def scale_config(device=None, fast=False):
+    r"""The experiment's sizes for a device: the one switch between a laptop run and a GPU run.
+
+    ============  ===========  ==========  ===========
+    setting        CPU fast     CPU full    CUDA full
+    ============  ===========  ==========  ===========
+    image size     8            8           16
+    auxiliaries    4            4           8
+    aux steps      250          2000        8000
+    batch          64           128         512
+    U-Net width    16           32          64
+    ============  ===========  ==========  ===========
+
+    (CUDA fast mode keeps the CUDA shapes with CPU-fast step counts, to check
+    a GPU quickly.) The table of the paper's Sec. 5.2 is the full setting.
+
+    .. math:: \text{config} = f(\text{device}, \text{fast})
+
+    Parameters
+    ----------
+    device : str or torch.device, optional
+        Default: ``"cuda"`` when available, else ``"cpu"``.
+    fast : bool, default False
+        The small setting used by tests (``SCOREFUSION_FAST=1``).
+
+    Returns
+    -------
+    ImageFusionConfig
+    """
+    if device is None:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = torch.device(device).type
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
+    if device == "cuda":
+        config = ImageFusionConfig(device="cuda", image_size=16, aux_weights=spread_weights(8),
+                                   aux_train_size=8192, aux_steps=8000, scratch_steps=3000,
+                                   finetune_steps=1000, base=64, batch_size=512, lr=1e-3,
+                                   n_generated=1000, sample_steps=500)
+    else:
+        config = ImageFusionConfig()
+    if fast:
+        config = dataclasses.replace(config, aux_train_size=512, aux_steps=250, target_ns=(16, 128),
+                                     scratch_steps=150, finetune_steps=60,
+                                     base=16 if device == "cpu" else config.base,
+                                     batch_size=64 if device == "cpu" else config.batch_size,
+                                     test_size=40, n_generated=64, sample_steps=60, sgd_epochs=20)
+    return config
+
+
+def _epochs(steps, n, batch_size):
+    return max(1, math.ceil(steps * min(batch_size, n) / n))
+
+
+def _config_dict(config, **extra):
+    keys = ("image_size", "base", "batch_size", "seed")
+    out = {k: getattr(config, k) for k in keys}
+    out.update(extra)
+    return out
+
+
+def build_unet(config, sde):
+    r"""The score network of the experiment, ``nets.ScoreUNet`` at the configured size.
+
+    .. math:: s_\theta(x, t) = \mathrm{UNet}_\theta(x, t) / \mathrm{std}_t
+
+    Parameters
+    ----------
+    config : ImageFusionConfig
+    sde : VESDE
+
+    Returns
+    -------
+    nets.ScoreUNet on ``config.device``
+    """
+    from .nets import ScoreUNet
+
+    return ScoreUNet(sde, channels=1, image_size=config.image_size, base=config.base).to(config.device)
+
+
+def _train(model, images, sde, config, steps, lr, seed, progress):
+    from .train import train_score_model
+
+    n = images.shape[0]
+    result = train_score_model(model, images, sde, epochs=_epochs(steps, n, config.batch_size),
+                               batch_size=min(config.batch_size, n), lr=lr, device=config.device,
+                               progress=progress, generator=torch.Generator().manual_seed(seed))
+    return result.model
+
+
+def train_auxiliaries(config, sde, progress=False):
+    r"""Train (or load from the cache) the K auxiliary score networks.
+
+    Auxiliary ``i`` is fitted by denoising score matching to
+    ``config.aux_train_size`` training images drawn in the 7:9 proportion
+    ``config.aux_weights[i]`` (ScoreFusion, Sec. 5.2):
+
+    .. math:: \theta_i = \arg\min_\theta \mathbb E\,\|\mathrm{std}_t\, s_\theta(x_0 + \mathrm{std}_t z, t) + z\|^2,
+              \quad x_0 \sim \text{digits}(w_i)
+
+    Parameters
+    ----------
+    config : ImageFusionConfig
+    sde : VESDE
+    progress : bool, default False
+
+    Returns
+    -------
+    list of K networks in eval mode, parameters frozen
+    """
+    models = []
+    for i, weights in enumerate(config.aux_weights):
+        seed = config.seed * 1000 + i
+        key = _config_dict(config, role="aux", weights=list(weights), n=config.aux_train_size,
+                           steps=config.aux_steps, lr=config.lr, sde=repr(sde), aux_seed=seed)
+
+        def fit(model, weights=weights, seed=seed):
+            data = digits(weights=weights, n=config.aux_train_size, size=config.image_size,
+                          generator=torch.Generator().manual_seed(seed))
+            return _train(model, data.images.to(config.device), sde, config, config.aux_steps, config.lr,
+                          seed, progress)
+
+        model = cached_model(f"digits-aux{i}", key, lambda: build_unet(config, sde), fit)
+        models.append(_freeze(model.to(config.device)))
+    return models
+
+
+def _freeze(model):
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model
+
+
+def target_data(config, n):
+    r"""The ``n`` target training images (7:9 = 0.6/0.4), one fixed draw per ``(seed, n)``.
+
+    .. math:: x_{1..n} \sim \text{digits}(0.6, 0.4), \text{ training pool}
+
+    Parameters
+    ----------
+    config : ImageFusionConfig
+    n : int
+
+    Returns
+    -------
+    Digits
+    """
+    return digits(weights=DIGITS_TARGET_WEIGHTS, n=n, size=config.image_size,
+                  generator=torch.Generator().manual_seed(config.seed * 1000 + 500 + n))
+
+
+def target_test(config):
+    r"""Held-out target test images: 0.6/0.4 from the test pool, disjoint from every training image.
+
+    .. math:: x^{\mathrm{test}}_{1..m} \sim \text{digits}(0.6, 0.4), \text{ test pool}
+
+    Parameters
+    ----------
+    config : ImageFusionConfig
+
+    Returns
+    -------
+    Digits with ``config.test_size`` images
+    """
+    return digits(weights=DIGITS_TARGET_WEIGHTS, n=config.test_size, split="test", size=config.image_size,
+                  generator=torch.Generator().manual_seed(config.seed * 1000 + 999))
+
+
+def train_scratch(config, sde, n, progress=False):
+    r"""Baseline 1: a score network trained from scratch on the ``n`` target images.
+
+    .. math:: \theta = \arg\min_\theta \frac1n \sum_{j=1}^n \mathbb E_{t, z}\,
+              \|\mathrm{std}_t\, s_\theta(x_j + \mathrm{std}_t z, t) + z\|^2
+
+    Parameters
+    ----------
+    config : ImageFusionConfig
+    sde : VESDE
+    n : int
+    progress : bool
+
+    Returns
+    -------
+    network in eval mode
+    """
+    seed = config.seed * 1000 + 700 + n
+    key = _config_dict(config, role="scratch", n=n, steps=config.scratch_steps, lr=config.lr, sde=repr(sde))
+
+    def fit(model):
+        return _train(model, target_data(config, n).images.to(config.device), sde, config,
+                      config.scratch_steps, config.lr, seed, progress)
+
+    return _freeze(cached_model("digits-scratch", key, lambda: build_unet(config, sde), fit).to(config.device))
+
+
+def dsm_per_model(models, x0, sde, n_draws=8, seed=0):
+    r"""Denoising score-matching loss of each model on the same draws of ``(t, z)``.
+
+    .. math:: L_i = \frac{1}{n\,r}\sum_{j, r} \|\mathrm{std}_t\, s_i(x_j + \mathrm{std}_t z, t) + z\|^2,
+              \quad t \sim U(10^{-5}, T)
+
+    Parameters
+    ----------
+    models : list of score networks
+    x0 : Tensor of shape (n, 1, h, w)
+    sde : VESDE
+    n_draws : int
+        Noise draws per image.
+    seed : int
+
+    Returns
+    -------
+    ndarray of shape (K,)
+    """
+    check_positive_int(n_draws, "n_draws")
+    data = x0.repeat_interleave(n_draws, dim=0)
+    losses = []
+    with torch.no_grad():
+        for model in models:
+            g = torch.Generator(device=data.device).manual_seed(seed)
+            losses.append(float(dsm_loss(model, data, sde, generator=g)))
+    return np.array(losses)
+
+
+def finetune_best(config, sde, aux, n, progress=False):
+    r"""Baseline 2: the auxiliary with the lowest DSM loss on the target images, fine-tuned on them.
+
+    .. math:: i^* = \arg\min_i L_i(x_{1..n}), \qquad
+              \theta = \text{Adam steps on } L(x_{1..n}) \text{ from } \theta_{i^*}
+
+    Parameters
+    ----------
+    config : ImageFusionConfig
+    sde : VESDE
+    aux : list of auxiliary networks
+    n : int
+    progress : bool
+
+    Returns
+    -------
+    (network in eval mode, int index of the auxiliary it started from)
+    """
+    x = target_data(config, n).images.to(config.device)
+    best = int(np.argmin(dsm_per_model(aux, x, sde, seed=config.seed)))
+    seed = config.seed * 1000 + 800 + n
+    key = _config_dict(config, role="finetune", n=n, steps=config.finetune_steps, lr=config.finetune_lr,
+                       sde=repr(sde), start=best, aux_state=_state_key(aux[best]))
+
+    def build():
+        model = copy.deepcopy(aux[best])
+        for p in model.parameters():
+            p.requires_grad_(True)
+        return model.train()
+
+    def fit(model):
+        return _train(model, x, sde, config, config.finetune_steps, config.finetune_lr, seed, progress)
+
+    return _freeze(cached_model("digits-finetune", key, build, fit).to(config.device)), best
+
+
+def _state_key(model):
+    """A short fingerprint of a model's weights (so a retrained auxiliary invalidates fine-tunes)."""
+    total = sum(float(p.double().abs().sum()) for p in model.state_dict().values())
+    return f"{total:.10e}"
+
+
+def proportion_classifier(image_size=8, seed=0):
+    r"""A 7-vs-9 classifier (logistic regression) to measure the 7:9 proportion of generated images.
+
+    Trained on the whole training pool at 0.5/0.5, scored on the whole test pool.
+
+    .. math:: P(7 \mid x) = \sigma(w^\top x + b)
+
+    Parameters
+    ----------
+    image_size : int, default 8
+    seed : int, default 0
+
+    Returns
+    -------
+    (sklearn.linear_model.LogisticRegression, float test accuracy)
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    train = digits(weights=(0.5, 0.5), n=238, size=image_size, generator=torch.Generator().manual_seed(seed))
+    test = digits(weights=(0.5, 0.5), n=120, split="test", size=image_size,
+                  generator=torch.Generator().manual_seed(seed))
+    clf = LogisticRegression(C=0.1, max_iter=2000).fit(train.images.flatten(1).numpy(), train.labels.numpy())
+    return clf, float(clf.score(test.images.flatten(1).numpy(), test.labels.numpy()))
+
+
+def seven_fraction(classifier, images):
+    r"""Fraction of images the classifier calls a 7.
+
+    .. math:: \hat p_7 = \frac1m \sum_{j=1}^m \mathbf 1[\hat y(x_j) = 7]
+
+    Parameters
+    ----------
+    classifier : fitted sklearn classifier over flattened images
+    images : Tensor of shape (m, 1, h, w)
+
+    Returns
+    -------
+    float
+    """
+    flat = images.detach().float().cpu().flatten(1).numpy()
+    return float(np.mean(classifier.predict(flat) == 7))
+
+
+@dataclass
+class ImageFusionRow:
+    """One target size of the bits/dim table.
+
+    Attributes
+    ----------
+    n : int
+    lam : dict mapping method ("ism", "dsm", "sgd") to a tuple of K weights
+    bpd : dict mapping model ("scorefusion", "scratch", "finetune") to bits/dim on the test images
+    finetune_from : int
+        Index of the auxiliary the fine-tuned baseline started from.
+    seconds_fit : dict mapping method to seconds spent fitting lam
+    """
+
+    n: int
+    lam: dict
+    bpd: dict
+    finetune_from: int
+    seconds_fit: dict
+
+
+GREY_STEP = 1.0 / 16
+"""Spacing of the 17 grey levels of the digits at ``scale="unit"``."""
+
+
+def bits_per_dim(score, images, sde, seed=0):
+    r"""Negative log-likelihood of the discrete images in bits/dim, by the probability-flow ODE.
+
+    Each image is dequantized, :math:`y = x + u` with
+    :math:`u \sim U(-\delta/2, \delta/2)^D` and :math:`\delta = 1/16` the
+    grey-level spacing; its continuous log-density :math:`\log p_0(y)` comes
+    from ``sampling.bits_per_dim`` (instantaneous change of variables along the
+    probability-flow ODE, as in the paper's evaluation, Sec. 5.2). Since
+    :math:`\log P(x) \ge \mathbb E_u \log p_0(x + u) + D \log\delta`, the
+    returned number is an upper bound on the bits per pixel of the 17-level
+    images (uniform guessing costs :math:`\log_2 17 pprox 4.09`):
+
+    .. math:: \mathrm{bpd}(x) = -rac{\log_2 p_0(x + u)}{D} - \log_2 \delta
+              = \mathrm{bpd}_{	ext{cont}}(x + u) + 4
+
+    Parameters
+    ----------
+    score : score callable
+    images : Tensor of shape (m, 1, h, w), values on the grey levels (``scale="unit"``)
+    sde : VESDE
+    seed : int
+        Seeds the dequantization noise and the ODE's probes.
+
+    Returns
+    -------
+    float, the mean over images
+    """
+    from . import sampling
+
+    g = torch.Generator(device=images.device).manual_seed(seed)
+    y = images + GREY_STEP * (torch.rand(images.shape, generator=g, device=images.device) - 0.5)
+    bpd = sampling.bits_per_dim(score, y, sde, generator=g)
+    return float(torch.as_tensor(bpd, dtype=torch.float64).mean()) - math.log2(GREY_STEP)
+
+
+def run_table(config, sde=None, methods=("ism", "dsm", "sgd"), progress=False):
+    r"""The bits/dim table: ScoreFusion against both baselines at every target size.
+
+    For each ``n`` in ``config.target_ns``: fit :math:`\lambda` on the ``n``
+    target images with every method of :func:`scorefusion.fit_weights`
+    (the first is the one sampled and scored), then score the fused model
+    :math:`s_\lambda = \sum_i \lambda_i s_i`, the model trained from scratch
+    and the fine-tuned auxiliary on the held-out test images.
+
+    .. math:: \hat\lambda = \arg\min_{\lambda\in\Delta_K} \hat L_n(\lambda), \qquad
+              \mathrm{bpd}(s_{\hat\lambda}) \text{ vs } \mathrm{bpd}(s_{\text{scratch}}),\
+              \mathrm{bpd}(s_{\text{finetune}})
+
+    Parameters
+    ----------
+    config : ImageFusionConfig
+    sde : VESDE, optional (default ``VESDE(25.0)``)
+    methods : sequence of {"ism", "dsm", "sgd"}
+    progress : bool
+
+    Returns
+    -------
+    (list of ImageFusionRow, list of auxiliary networks)
+    """
+    sde = sde or VESDE(25.0)
+    aux = train_auxiliaries(config, sde, progress=progress)
+    test = target_test(config).images.to(config.device)
+    rows = []
+    for n in tqdm(config.target_ns, disable=not progress, desc="target sizes"):
+        x = target_data(config, n).images.to(config.device)
+        lams, seconds = {}, {}
+        for method in methods:
+            fit = fit_weights(aux, x, sde, method=method, t=config.fit_t if method == "ism" else None,
+                              t_range=config.fit_t_range, epochs=config.sgd_epochs,
+                              generator=torch.Generator(device=x.device).manual_seed(n))
+            lams[method] = tuple(round(float(v), 6) for v in fit.lam)
+            seconds[method] = fit.seconds
+        fused = FusedScore(aux, torch.tensor(lams[methods[0]], dtype=torch.float64)).to(config.device)
+        scratch = train_scratch(config, sde, n, progress)
+        tuned, best = finetune_best(config, sde, aux, n, progress)
+        bpd = {name: bits_per_dim(model, test, sde, seed=n)
+               for name, model in (("scorefusion", fused), ("scratch", scratch), ("finetune", tuned))}
+        rows.append(ImageFusionRow(n, lams, bpd, best, seconds))
+    return rows, aux
+
+
+def sample_images(score, config, sde, n, seed=0):
+    r"""Images from a score model by the Euler-Maruyama reverse SDE (``sampling.euler_maruyama``).
+
+    .. math:: x_{k+1} = x_k + g(t_k)^2 s(x_k, t_k)\,\Delta t + g(t_k)\sqrt{\Delta t}\, z_k
+
+    Parameters
+    ----------
+    score : score callable
+    config : ImageFusionConfig
+    sde : VESDE
+    n : int
+    seed : int
+
+    Returns
+    -------
+    Tensor of shape (n, 1, size, size) on the CPU
+    """
+    from . import sampling
+
+    shape = (n, 1, config.image_size, config.image_size)
+    g = torch.Generator(device=config.device).manual_seed(seed)
+    with torch.no_grad():
+        x = sampling.euler_maruyama(score, sde, shape, n_steps=config.sample_steps, generator=g,
+                                    device=config.device)
+    return x.detach().cpu()
+
+
+def loop_fused_score(nets, lam, x, t):
+    r"""The fused score by a Python loop over the networks (the official code's way).
+
+    .. math:: s_\lambda(x, t) = \sum_{i=1}^K \lambda_i\, s_i(x, t)
+
+    Parameters
+    ----------
+    nets : list of K score networks
+    lam : Tensor of shape (K,)
+    x : Tensor of shape (n, *event_shape)
+    t : Tensor of shape (n,)
+
+    Returns
+    -------
+    Tensor shaped like ``x``
+    """
+    if len(nets) != len(lam):
+        raise ValueError(f"lam must have one weight per network ({len(nets)}), got {len(lam)}")
+    lam = torch.as_tensor(lam).to(device=x.device, dtype=x.dtype)
+    out = lam[0] * nets[0](x, t)
+    for weight, net in zip(lam[1:], nets[1:]):
+        out = out + weight * net(x, t)
+    return out
+
+
+@dataclass
+class FusedTiming:
+    """Median seconds of one fused-score evaluation, batched (vmap) and looped.
+
+    Attributes
+    ----------
+    k : int
+    batch : int
+    batched_s, loop_s : float
+    max_abs_diff : float
+        Largest difference between the two results.
+    """
+
+    k: int
+    batch: int
+    batched_s: float
+    loop_s: float
+    max_abs_diff: float
+
+    @property
+    def speedup(self):
+        """``loop_s / batched_s``: above 1 the batched call is faster."""
+        return self.loop_s / self.batched_s
+
+
+def time_fused_vs_loop(nets, x, t, repeats=10, warmup=2, autocast_dtype=None):
+    r"""Time FusedScore's single batched call against the loop over the nets, interleaved.
+
+    Each repeat times one call of each variant in turn (CUDA synchronised), so
+    load on a shared machine hits both alike; the medians are returned.
+
+    .. math:: \text{speedup} = \frac{\operatorname{median} t_{\text{loop}}}{\operatorname{median} t_{\text{batched}}}
+
+    Parameters
+    ----------
+    nets : list of K same-architecture networks (on x's device)
+    x : Tensor of shape (n, *event_shape)
+    t : Tensor of shape (n,)
+    repeats, warmup : int
+    autocast_dtype : torch.dtype, optional
+        e.g. ``torch.bfloat16`` on CUDA.
+
+    Returns
+    -------
+    FusedTiming
+    """
+    import statistics
+    import time
+    from contextlib import nullcontext
+
+    check_positive_int(repeats, "repeats")
+    k = len(nets)
+    lam = torch.full((k,), 1.0 / k, dtype=torch.float64)
+    fused = FusedScore(nets, lam).to(x.device)
+    cuda = x.device.type == "cuda"
+
+    def context():
+        if autocast_dtype is None:
+            return nullcontext()
+        return torch.autocast(x.device.type, dtype=autocast_dtype)
+
+    def batched():
+        with context():
+            return fused(x, t)
+
+    def loop():
+        with context():
+            return loop_fused_score(nets, lam, x, t)
+
+    def once(fn):
+        if cuda:
+            torch.cuda.synchronize(x.device)
+        start = time.perf_counter()
+        fn()
+        if cuda:
+            torch.cuda.synchronize(x.device)
+        return time.perf_counter() - start
+
+    with torch.no_grad():
+        diff = float((batched().float() - loop().float()).abs().max())
+        for _ in range(warmup):
+            once(batched), once(loop)
+        times = {"batched": [], "loop": []}
+        for _ in range(repeats):
+            times["batched"].append(once(batched))
+            times["loop"].append(once(loop))
+    return FusedTiming(k, x.shape[0], statistics.median(times["batched"]), statistics.median(times["loop"]), diff)

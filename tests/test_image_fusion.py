@@ -1,0 +1,182 @@
+"""The digits fusion experiment's plumbing: device-aware configuration, the model cache, timing, metrics."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import scorefusion as sf
+from scorefusion import image_fusion as imf
+from scorefusion.cache import cached_model, config_key
+
+
+class TinyScore(nn.Module):
+    """A small time-conditioned conv net standing in for the U-Net where only plumbing is tested."""
+
+    def __init__(self, sde, width=4):
+        super().__init__()
+        self.sde = sde
+        self.conv = nn.Conv2d(2, width, 3, padding=1)
+        self.out = nn.Conv2d(width, 1, 3, padding=1)
+
+    def forward(self, x, t):
+        tt = t.reshape(-1, 1, 1, 1).expand_as(x)
+        h = torch.tanh(self.conv(torch.cat([x, tt], 1)))
+        return self.out(h) / self.sde.marginal(t)[1].to(x).reshape(-1, 1, 1, 1)
+
+
+def tiny_nets(k, seed=0):
+    torch.manual_seed(seed)
+    sde = sf.VESDE(25.0)
+    return [TinyScore(sde).eval() for _ in range(k)], sde
+
+
+# ---- configuration ---------------------------------------------------------------------
+
+
+def test_scale_config_by_device():
+    cpu, cpu_fast = imf.scale_config("cpu"), imf.scale_config("cpu", fast=True)
+    cuda = imf.scale_config("cuda")
+    assert cpu.image_size == 8 and cpu.k == 4 and cpu.aux_weights == sf.data.DIGITS_AUX_WEIGHTS
+    assert cpu.target_ns == (16, 32, 64, 128, 256)
+    assert cpu_fast.aux_steps < cpu.aux_steps and cpu_fast.test_size < cpu.test_size
+    assert cuda.image_size > cpu.image_size and cuda.k > cpu.k and cuda.batch_size > cpu.batch_size
+    assert cuda.device == "cuda" and imf.scale_config(torch.device("cpu")).device == "cpu"
+    for cfg in (cpu, cpu_fast, cuda):
+        for w7, w9 in cfg.aux_weights:
+            assert 0 < w7 < 1 and abs(w7 + w9 - 1) < 1e-9
+        # the fit times sit where the noise is about one grey level (1/16)
+        lo, hi = (float(sf.VESDE(25.0).marginal(torch.tensor(t))[1]) for t in cfg.fit_t_range)
+        assert 0.02 < lo < hi < 0.15
+    with pytest.raises(ValueError, match="device"):
+        imf.scale_config("mps")
+
+
+def test_spread_weights():
+    assert imf.spread_weights(4) == sf.data.DIGITS_AUX_WEIGHTS
+    eight = imf.spread_weights(8)
+    sevens = [w for w, _ in eight]
+    assert len(eight) == 8 and sevens == sorted(sevens) and sevens[0] > 0 and sevens[-1] < 1
+    assert abs(np.mean(sevens) - 0.5) < 1e-9
+    with pytest.raises(ValueError, match="at least 2"):
+        imf.spread_weights(1)
+
+
+# ---- the cache ---------------------------------------------------------------------------
+
+
+def test_cached_model_hit_miss_and_config_change(tmp_path, monkeypatch):
+    monkeypatch.setenv("SCOREFUSION_CACHE", str(tmp_path))
+    calls = []
+
+    def train(model):
+        calls.append(1)
+        with torch.no_grad():
+            model.weight.fill_(float(len(calls)))
+        return model
+
+    config = {"width": 3, "seed": 0}
+    first = cached_model("toy", config, lambda: nn.Linear(3, 1), train)
+    assert len(calls) == 1 and (tmp_path / f"toy-{config_key(config)}.pt").exists()
+    second = cached_model("toy", dict(config), lambda: nn.Linear(3, 1), train)
+    assert len(calls) == 1  # hit: loaded, not retrained
+    torch.testing.assert_close(second.weight, first.weight)
+    third = cached_model("toy", {"width": 3, "seed": 1}, lambda: nn.Linear(3, 1), train)
+    assert len(calls) == 2 and third.weight[0, 0].item() == 2.0  # a changed config retrains
+    assert not list(tmp_path.glob("*.tmp"))  # atomic write leaves no partial file
+
+
+def test_auxiliaries_cached_by_config(tmp_path, monkeypatch):
+    monkeypatch.setenv("SCOREFUSION_CACHE", str(tmp_path))
+    trained = []
+
+    def fake_train(model, images, sde, config, steps, lr, seed, progress):
+        trained.append((images.shape, seed))
+        g = torch.Generator().manual_seed(seed)
+        with torch.no_grad():  # deterministic in the seed, like real training
+            for p in model.parameters():
+                p.copy_(0.1 * torch.randn(p.shape, generator=g))
+        return model
+
+    monkeypatch.setattr(imf, "build_unet", lambda config, sde: TinyScore(sde))
+    monkeypatch.setattr(imf, "_train", fake_train)
+    config = dataclasses.replace(imf.scale_config("cpu", fast=True), aux_train_size=32)
+    sde = sf.VESDE(25.0)
+    aux = imf.train_auxiliaries(config, sde)
+    assert len(aux) == config.k and len(trained) == config.k
+    assert all(shape == (32, 1, 8, 8) for shape, _ in trained)
+    assert all(not p.requires_grad for m in aux for p in m.parameters())
+    again = imf.train_auxiliaries(config, sde)
+    assert len(trained) == config.k  # every auxiliary came from the cache
+    for a, b in zip(aux, again):
+        for pa, pb in zip(a.parameters(), b.parameters()):
+            assert torch.equal(pa, pb)
+    imf.train_auxiliaries(dataclasses.replace(config, aux_steps=config.aux_steps + 1), sde)
+    assert len(trained) == 2 * config.k  # a changed config retrains all of them
+    # the baselines are cached too, and fine-tuning starts from the auxiliary with the lowest DSM loss
+    imf.train_scratch(config, sde, 16)
+    imf.train_scratch(config, sde, 16)
+    assert len(trained) == 2 * config.k + 1
+    tuned, best = imf.finetune_best(config, sde, aux, 16)
+    assert not tuned.training
+    x = imf.target_data(config, 16).images
+    assert best == int(np.argmin(imf.dsm_per_model(aux, x, sde, seed=config.seed)))
+    assert len(trained) == 2 * config.k + 2
+
+
+# ---- batched vs looped fused score -------------------------------------------------------
+
+
+@pytest.mark.parametrize("k", [2, 4])
+def test_batched_fused_score_matches_loop(k):
+    nets, _ = tiny_nets(k)
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(16, 1, 8, 8, generator=g)
+    t = torch.rand(16, generator=g) * 0.9 + 0.05
+    lam = torch.distributions.Dirichlet(torch.ones(k)).sample().double()
+    fused = sf.FusedScore(nets, lam)
+    assert fused.batched
+    with torch.no_grad():
+        torch.testing.assert_close(fused(x, t), imf.loop_fused_score(nets, lam, x, t), rtol=1e-5, atol=1e-5)
+    timing = imf.time_fused_vs_loop(nets, x, t, repeats=3, warmup=1)
+    assert timing.k == k and timing.batch == 16 and timing.max_abs_diff < 1e-4
+    assert timing.batched_s > 0 and timing.loop_s > 0 and timing.speedup == timing.loop_s / timing.batched_s
+    with pytest.raises(ValueError, match="one weight per network"):
+        imf.loop_fused_score(nets, lam[:-1], x, t)
+
+
+# ---- metrics -----------------------------------------------------------------------------
+
+
+def test_proportion_classifier_and_seven_fraction():
+    clf, accuracy = imf.proportion_classifier()
+    assert accuracy >= 0.9
+    test = sf.data.digits(weights=(0.6, 0.4), n=100, split="test", generator=torch.Generator().manual_seed(0))
+    share = imf.seven_fraction(clf, test.images)
+    assert abs(share - 0.6) <= 0.1  # the classifier reads the test set's true share within its error
+    sevens = sf.data.digits(weights=(1.0, 0.0), n=40, split="test", generator=torch.Generator().manual_seed(1))
+    assert imf.seven_fraction(clf, sevens.images) >= 0.9
+    clf16, acc16 = imf.proportion_classifier(image_size=16)
+    assert acc16 >= 0.9 and clf16.coef_.shape == (1, 256)
+
+
+def test_dsm_per_model_uses_common_draws():
+    nets, sde = tiny_nets(3)
+    x = imf.target_data(imf.scale_config("cpu", fast=True), 16).images
+    a = imf.dsm_per_model(nets, x, sde, n_draws=2, seed=3)
+    b = imf.dsm_per_model(nets, x, sde, n_draws=2, seed=3)
+    assert a.shape == (3,) and np.array_equal(a, b) and np.isfinite(a).all()
+    same = imf.dsm_per_model([nets[0], nets[0]], x, sde, n_draws=2, seed=3)
+    assert same[0] == same[1]
+
+
+def test_target_sets_disjoint_from_test():
+    config = imf.scale_config("cpu")
+    test_rows = set(imf.target_test(config).index.tolist())
+    assert len(imf.target_test(config)) == config.test_size
+    for n in config.target_ns:
+        data = imf.target_data(config, n)
+        assert len(data) == n and not test_rows & set(data.index.tolist())
+        assert abs(int((data.labels == 7).sum()) - 0.6 * n) <= 0.5
