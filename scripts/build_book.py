@@ -10,8 +10,8 @@ fast mode (``SCOREFUSION_FAST=1``) unless ``--full`` is given. jupyter-cache mus
 the two modes, so the effective config is ``book/_config.yml`` with only ``execute.cache``
 (one folder per mode, ``_build/.jupyter_cache/<mode>``) and ``execute.timeout`` (per cell)
 changed; it is written to ``_build/book-config/<mode>/_config.yml``. Sphinx's own incremental
-state does not know about the mode, so a build in a different mode from the previous one
-re-renders every page (``--all``); executions stay cached per mode.
+state knows neither the mode nor a failed previous build, so a build after a build in the other
+mode, or after a failed one, re-renders every page (``--all``); executions stay cached per mode.
 
 On failure the execution reports (``_build/html/reports/*.log``) written by this build are
 printed, and the exit status is non-zero. On success the last line printed is the path of
@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import functools
 import os
+import re
 import subprocess
 import sys
 import time
@@ -32,6 +33,7 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 #: Per-cell timeout in seconds: fast mode (the tests) and the full-size runs (CPU training).
 CELL_TIMEOUT = {"fast": 600, "full": 3600}
@@ -59,13 +61,17 @@ class BookBuild:
     def failure_report(self, tail: int = 120) -> str:
         """The last lines of jb's output followed by every execution report of this build."""
         lines = self.output.splitlines()[-tail:]
-        parts = [f"jb build ({self.mode} mode) exited {self.returncode}; last output lines:"]
-        parts += lines
+        clean = _ANSI.sub("", self.output).splitlines()
+        problems = [line for line in clean if "WARNING" in line or "ERROR" in line]
+        parts = [f"jb build ({self.mode} mode) exited {self.returncode}."]
+        if problems:
+            parts += ["Warnings and errors (-W makes every warning fail the build):", *problems, ""]
+        parts += ["Last output lines:", *lines]
         for path, text in self.reports.items():
             parts += ["", f"===== execution report {path} =====", text]
         if not self.reports:
             parts += ["", "(no execution report was written: the failure is not a notebook cell)"]
-        return "\n".join(parts)
+        return _ANSI.sub("", "\n".join(parts))
 
 
 def effective_config(root: Path, mode: str) -> Path:
@@ -106,7 +112,10 @@ def build(root: Path = ROOT, mode: str = "fast", stream: bool = False) -> BookBu
     jb = Path(sys.executable).parent / "jb"
     command = [str(jb), "build", str(root), "--config", str(config),
                "--toc", str(root / "book" / "_toc.yml"), "-W", "-n", "--keep-going"]
-    if previous is not None and previous != mode:
+    # Sphinx re-reads only changed sources, so it would not repeat the warnings of a failed
+    # build, nor notice a change of mode: after either, re-render every page (executions stay
+    # cached per mode, so this costs seconds per page, not re-execution).
+    if previous != f"{mode}:ok" and html.exists():
         command.append("--all")
 
     start = time.time()
@@ -121,7 +130,7 @@ def build(root: Path = ROOT, mode: str = "fast", stream: bool = False) -> BookBu
                 sys.stdout.flush()
     seconds = time.time() - start
     marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.write_text(mode)
+    marker.write_text(f"{mode}:{'ok' if process.returncode == 0 else 'failed'}")
 
     reports = {}
     report_dir = html / "reports"

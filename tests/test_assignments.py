@@ -5,7 +5,7 @@ then nbgrader's own ``generate_assignment``) writes a student version, and:
 
 - the student version contains none of the solution code and no nbgrader marker;
 - its test cells are locked and checksummed;
-- executed in one kernel (fast mode), every autograded test cell FAILS on the student version,
+- executed in one kernel (fast mode, SCOREFUSION_FAST=1), every autograded test cell FAILS on the student version,
   every other cell runs; then, in the same kernel, running the instructor's solution cells
   makes every test cell PASS.
 
@@ -15,6 +15,7 @@ The same checks also run on a throwaway notebook, so the pipeline itself is alwa
 from __future__ import annotations
 
 import copy
+import os
 import sys
 from pathlib import Path
 
@@ -94,7 +95,8 @@ def check_student_version(instructor_path: Path, student_path: Path, workdir: Pa
     client = NotebookClient(student, timeout=600, kernel_name="python3", allow_errors=True,
                             resources={"metadata": {"path": str(workdir)}})
     failed_on_student, passed_on_instructor = [], []
-    with client.setup_kernel():
+    env = {**os.environ, "SCOREFUSION_FAST": "1", "MPLBACKEND": "Agg"}
+    with client.setup_kernel(env=env):
         for i, cell in enumerate(student.cells):
             if cell.cell_type == "code":
                 client.execute_cell(cell, i)
