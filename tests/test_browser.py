@@ -27,6 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 import build_book  # noqa: E402
 
+# The first test that needs the book builds it, executing every notebook: allow for that.
+pytestmark = pytest.mark.timeout(1800)
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = [
     "--no-sandbox",
@@ -217,6 +219,11 @@ def test_screenshots(site, browser, book):
                 figure.scroll_into_view_if_needed()
             shots.append(SCREENSHOTS / f"{Path(doc).name}.png")
             page.screenshot(path=str(shots[-1]))
+            exercises = page.locator("div.exercise").first
+            if exercises.count():
+                exercises.scroll_into_view_if_needed()
+                shots.append(SCREENSHOTS / f"{Path(doc).name}_exercises.png")
+                page.screenshot(path=str(shots[-1]))
     finally:
         page.close()
     for shot in shots:
