@@ -25,7 +25,7 @@ from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
-import make_assignments  # noqa: E402
+import make_assignments
 
 EXERCISE_NOTEBOOKS = make_assignments.exercise_notebooks(ROOT)
 MARKERS = ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS",

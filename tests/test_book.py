@@ -19,7 +19,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
-import build_book  # noqa: E402
+import build_book
 
 PARTS = ["Foundations", "Theory", "Practice at scale", "Related systems", "Assignments",
          "References"]

@@ -25,7 +25,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
-import build_book  # noqa: E402
+import build_book
 
 # The first test that needs the book builds it, executing every notebook: allow for that.
 pytestmark = pytest.mark.timeout(1800)
@@ -53,7 +53,7 @@ def book():
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format, *args):  # noqa: A002 - the base class's signature
+    def log_message(self, format, *args):
         pass
 
 
@@ -159,9 +159,9 @@ def _broken_internal_links(page, site: str, html_dir: Path) -> list[str]:
             target = target / "index.html"
         if not target.is_file():
             broken.append(f"{href} (no file {target.relative_to(html_dir)})")
-        elif parts.fragment and target.suffix == ".html":
-            if urllib.parse.unquote(parts.fragment) not in _ids_of(target):
-                broken.append(f"{href} (no anchor #{parts.fragment})")
+        elif (parts.fragment and target.suffix == ".html"
+              and urllib.parse.unquote(parts.fragment) not in _ids_of(target)):
+            broken.append(f"{href} (no anchor #{parts.fragment})")
     return broken
 
 

@@ -23,7 +23,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
-import lab  # noqa: E402
+import lab
 
 _TOY = """---
 jupytext:
@@ -115,5 +115,5 @@ def test_markdown_opens_with_jupytext_by_default(server):
     assert status == 200
     viewers = setting["settings"]["defaultViewers"]
     assert viewers["markdown"] == "Jupytext Notebook"
-    status, listing = _get(f"{base}/lab/api/settings/jupyterlab-jupytext:plugin", token)
+    status, _ = _get(f"{base}/lab/api/settings/jupyterlab-jupytext:plugin", token)
     assert status == 200  # jupytext's lab extension is installed and known to the server
