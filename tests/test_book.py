@@ -125,6 +125,15 @@ def test_rebuild_with_nothing_changed_is_fast(book):
     assert again.seconds < 90
 
 
+def test_make_book_prints_index_path(book, capsys):
+    """`make book` runs scripts/build_book.py, whose last line is the path of index.html."""
+    if not book.ok:
+        pytest.fail("the first build failed (see test_book_builds)", pytrace=False)
+    assert build_book.main([]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert Path(last) == book.index and Path(last).is_file()
+
+
 def test_failing_cell_fails_the_build_with_report(tmp_path):
     """A throwaway book: one good notebook (checks fast mode and exercises render), one bad."""
     shutil.copytree(ROOT / "book", tmp_path / "book")
