@@ -68,6 +68,11 @@ class VESDE:
         t = torch.as_tensor(t, dtype=x.dtype, device=x.device)
         return torch.zeros_like(x), self.sigma ** t
 
+    def prior_log_prob(self, z):
+        r"""Log-density of the prior :math:`\mathcal N(0, \mathrm{std}_T^2 I)` at ``z`` of shape (n, ...)."""
+        _, std = self.marginal(torch.tensor(self.T, dtype=torch.float64))
+        return _gaussian_log_prob(z, float(std))
+
     def prior_sample(self, shape, generator=None, dtype=None, device=None):
         r"""Draw from the prior ``N(0, std(T)^2 I)`` that approximates ``p_T``."""
         _, std = self.marginal(torch.tensor(self.T, dtype=dtype or torch.get_default_dtype()))
@@ -120,9 +125,19 @@ class VPSDE:
         drift = -0.5 * beta.reshape(beta.shape + (1,) * (x.ndim - beta.ndim)) * x
         return drift, torch.sqrt(beta)
 
+    def prior_log_prob(self, z):
+        r"""Log-density of the prior :math:`\mathcal N(0, I)` at ``z`` of shape (n, ...)."""
+        return _gaussian_log_prob(z, 1.0)
+
     def prior_sample(self, shape, generator=None, dtype=None, device=None):
         r"""Draw from the prior ``N(0, I)``."""
         return torch.randn(shape, generator=generator, dtype=dtype, device=device)
+
+
+def _gaussian_log_prob(z, std):
+    flat = z.reshape(z.shape[0], -1)
+    dim = flat.shape[1]
+    return -0.5 * dim * math.log(2 * math.pi * std**2) - flat.pow(2).sum(1) / (2 * std**2)
 
 
 def time_grid(sde, n_steps, eps=1e-3, dtype=torch.float64):

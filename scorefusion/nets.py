@@ -1,0 +1,183 @@
+"""Time-conditioned score networks.
+
+Both networks condition on the noise level through Fourier features of
+:math:`\\log \\mathrm{std}_t` (well spread from the paper's tiny fusion times
+up to T), scale their input by :math:`c_\\mathrm{in} = 1/\\sqrt{\\mathrm{scale}_t^2 + \\mathrm{std}_t^2}`
+and divide their output by :math:`\\mathrm{std}_t`, so that the raw network
+predicts :math:`-z` and the module returns a score (Song et al. 2021; the
+preconditioning follows the idea of Karras et al. 2022).
+"""
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ._checks import check_positive_int
+
+
+class FourierFeatures(nn.Module):
+    r"""Fixed random Fourier features :math:`[\sin 2\pi W c, \cos 2\pi W c]` of a scalar ``c``.
+
+    Parameters
+    ----------
+    dim : int
+        Output size (even).
+    scale : float, default 4.0
+        Standard deviation of the frequencies ``W``.
+    """
+
+    def __init__(self, dim, scale=4.0):
+        super().__init__()
+        if dim % 2:
+            raise ValueError(f"dim must be even, got {dim}")
+        self.register_buffer("freqs", torch.randn(dim // 2, generator=torch.Generator().manual_seed(0)) * scale)
+
+    def forward(self, c):
+        angles = 2 * math.pi * c[:, None] * self.freqs[None]
+        return torch.cat([angles.sin(), angles.cos()], dim=1)
+
+
+def _noise_conditioning(sde, x, t):
+    """Per-sample t of shape (n,), input scale c_in, the conditioning scalar log(std)/4, and std."""
+    t = torch.as_tensor(t, dtype=x.dtype, device=x.device)
+    if t.ndim == 0:
+        t = t.expand(x.shape[0])
+    scale, std = sde.marginal(t)
+    scale, std = scale.to(x.dtype), std.to(x.dtype)
+    return t, torch.rsqrt(scale**2 + std**2), torch.log(std) / 4, std
+
+
+class ScoreMLP(nn.Module):
+    r"""Score network for vectors: an MLP on :math:`(c_\mathrm{in} x, \text{features}(\log \mathrm{std}_t))`.
+
+    .. math:: s_\theta(x, t) = \frac{F_\theta(c_\mathrm{in}(t)\, x,\ \log\mathrm{std}_t)}{\mathrm{std}_t}
+
+    Parameters
+    ----------
+    sde : VESDE or VPSDE
+    dim : int
+        Data dimension d; inputs have shape (n, d).
+    hidden : int, default 128
+    depth : int, default 3
+        Hidden layers.
+    embed_dim : int, default 64
+        Size of the noise-level features.
+    """
+
+    def __init__(self, sde, dim, hidden=128, depth=3, embed_dim=64):
+        super().__init__()
+        for name, value in (("dim", dim), ("hidden", hidden), ("depth", depth), ("embed_dim", embed_dim)):
+            check_positive_int(value, name)
+        self.sde = sde
+        self.dim = dim
+        self.embed = FourierFeatures(embed_dim)
+        layers, width = [], dim + embed_dim
+        for _ in range(depth):
+            layers += [nn.Linear(width, hidden), nn.SiLU()]
+            width = hidden
+        layers.append(nn.Linear(width, dim))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x, t):
+        """Score at ``x`` of shape (n, d) and times ``t`` of shape (n,)."""
+        if x.ndim != 2 or x.shape[1] != self.dim:
+            raise ValueError(f"x must have shape (n, {self.dim}), got {tuple(x.shape)}")
+        _, c_in, c_noise, std = _noise_conditioning(self.sde, x, t)
+        h = torch.cat([x * c_in[:, None], self.embed(c_noise)], dim=1)
+        return self.net(h) / std[:, None]
+
+
+class ResBlock(nn.Module):
+    """GroupNorm-SiLU-conv twice, with the noise embedding added in between, and a skip."""
+
+    def __init__(self, c_in, c_out, emb_dim, groups):
+        super().__init__()
+        self.norm1 = nn.GroupNorm(min(groups, c_in), c_in)
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, padding=1)
+        self.emb = nn.Linear(emb_dim, c_out)
+        self.norm2 = nn.GroupNorm(min(groups, c_out), c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, padding=1)
+        self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
+
+    def forward(self, x, emb):
+        h = self.conv1(F.silu(self.norm1(x)))
+        h = h + self.emb(emb)[:, :, None, None]
+        h = self.conv2(F.silu(self.norm2(h)))
+        return h + self.skip(x)
+
+
+class ScoreUNet(nn.Module):
+    r"""A small time-conditioned U-Net for images of shape (n, C, H, W).
+
+    .. math:: s_\theta(x, t) = \frac{U_\theta(c_\mathrm{in}(t)\, x,\ \log\mathrm{std}_t)}{\mathrm{std}_t}
+
+    Each resolution has one residual block on the way down and one on the way
+    up (with the skip connection concatenated); GroupNorm rather than
+    BatchNorm, so that K copies can be stacked and evaluated together with
+    ``torch.func`` (see :class:`~scorefusion.scores.FusedScore`).
+
+    Parameters
+    ----------
+    sde : VESDE or VPSDE
+    channels : int, default 1
+    image_size : int, default 8
+        H = W; must be divisible by ``2 ** (len(channel_mult) - 1)``.
+    base : int, default 32
+        Channels at the first resolution.
+    channel_mult : tuple of int, default (1, 2)
+        Channel multipliers per resolution; use (1, 2, 2) for 32x32.
+    groups : int, default 8
+        GroupNorm groups.
+    """
+
+    def __init__(self, sde, channels=1, image_size=8, base=32, channel_mult=(1, 2), groups=8):
+        super().__init__()
+        for name, value in (("channels", channels), ("image_size", image_size), ("base", base)):
+            check_positive_int(value, name)
+        if image_size % (2 ** (len(channel_mult) - 1)):
+            raise ValueError(f"image_size {image_size} must be divisible by 2**{len(channel_mult) - 1}")
+        self.sde = sde
+        self.channels = channels
+        self.image_size = image_size
+        emb_dim = 4 * base
+        self.embed = nn.Sequential(FourierFeatures(base), nn.Linear(base, emb_dim), nn.SiLU(),
+                                   nn.Linear(emb_dim, emb_dim))
+        self.inp = nn.Conv2d(channels, base, 3, padding=1)
+        widths = [base * m for m in channel_mult]
+        self.down = nn.ModuleList()
+        c = base
+        for w in widths:
+            self.down.append(ResBlock(c, w, emb_dim, groups))
+            c = w
+        self.downsample = nn.ModuleList([nn.Conv2d(w, w, 3, stride=2, padding=1) for w in widths[:-1]])
+        self.mid = ResBlock(c, c, emb_dim, groups)
+        self.up = nn.ModuleList()
+        for w in reversed(widths):
+            self.up.append(ResBlock(c + w, w, emb_dim, groups))
+            c = w
+        self.upsample = nn.ModuleList([nn.Conv2d(w, w, 3, padding=1) for w in list(reversed(widths))[:-1]])
+        self.out_norm = nn.GroupNorm(min(groups, c), c)
+        self.out = nn.Conv2d(c, channels, 3, padding=1)
+
+    def forward(self, x, t):
+        """Score at images ``x`` of shape (n, C, H, W) and times ``t`` of shape (n,)."""
+        if x.ndim != 4 or x.shape[1:] != (self.channels, self.image_size, self.image_size):
+            raise ValueError(f"x must have shape (n, {self.channels}, {self.image_size}, {self.image_size}), "
+                             f"got {tuple(x.shape)}")
+        _, c_in, c_noise, std = _noise_conditioning(self.sde, x, t)
+        emb = self.embed(c_noise)
+        h = self.inp(x * c_in[:, None, None, None])
+        skips = []
+        for i, block in enumerate(self.down):
+            h = block(h, emb)
+            skips.append(h)
+            if i < len(self.downsample):
+                h = self.downsample[i](h)
+        h = self.mid(h, emb)
+        for i, block in enumerate(self.up):
+            h = block(torch.cat([h, skips.pop()], dim=1), emb)
+            if i < len(self.upsample):
+                h = self.upsample[i](F.interpolate(h, scale_factor=2, mode="nearest"))
+        return self.out(F.silu(self.out_norm(h))) / std[:, None, None, None]
