@@ -12,6 +12,7 @@ the text and the number a check asserts come from one piece of code.
   Ledoit-Wolf shrinkage when there are no more samples than dimensions.
 """
 
+import copy
 import math
 from dataclasses import dataclass
 
@@ -183,6 +184,27 @@ def gaussian_baseline(x):
     return Gaussian(torch.as_tensor(mean), torch.as_tensor(cov))
 
 
+def dimension_free_setup(dim, lam_star=(0.5, 0.3, 0.2), mean_scale=1.0, base_seed=0):
+    r"""The auxiliaries and target of :func:`dimension_free_tv` in one dimension ``dim``.
+
+    .. math:: p_i = \mathcal N(m_i, S_i), \qquad q = p_{\lambda^*} = \text{KL barycenter at } \lambda^*
+
+    Returns
+    -------
+    aux : list of K Gaussian
+    target : Gaussian
+    """
+    check_positive_int(dim, "dim")
+    lam_star = torch.as_tensor(lam_star, dtype=torch.float64)
+    gen = torch.Generator().manual_seed(base_seed * 100_003 + dim)
+    aux = random_gaussians(len(lam_star), dim, gen, mean_scale)
+    return aux, kl_barycenter(aux, lam_star)
+
+
+def _sample_seed(base_seed, dim, n, seed):
+    return base_seed * 100_003 + 7919 * dim + 104_729 * n + seed
+
+
 @dataclass
 class TVRecord:
     """One cell of the dimension-free experiment: TV of one estimate of the target."""
@@ -243,15 +265,12 @@ def dimension_free_tv(dims, ns, seeds, lam_star=(0.5, 0.3, 0.2), mean_scale=1.0,
     cells = [(d, n) for d in dims for n in ns]
     bar = tqdm(total=len(cells) * seeds, disable=not progress, desc="dimension-free TV")
     for d in dims:
-        check_positive_int(d, "dims")
-        gen = torch.Generator().manual_seed(base_seed * 100_003 + d)
-        aux = random_gaussians(len(lam_star), d, gen, mean_scale)
-        target = kl_barycenter(aux, lam_star)
+        aux, target = dimension_free_setup(d, lam_star, mean_scale, base_seed)
         scores = [AnalyticScore(a, sde) for a in aux]
         for n in ns:
             check_positive_int(n, "ns")
             for seed in range(seeds):
-                g = torch.Generator().manual_seed(base_seed * 100_003 + 7919 * d + 104_729 * n + seed)
+                g = torch.Generator().manual_seed(_sample_seed(base_seed, d, n, seed))
                 x0 = sample_gaussian(target, n, generator=g)
                 fit = fit_weights(scores, x0, sde, method="ism", t=ism_t)
                 fused = kl_barycenter(aux, fit.lam)
@@ -427,3 +446,289 @@ def dsm_linear_term_spread(aux, x0, sde, times, generator=None):
             spreads.append(b.std(1).numpy())
             leads.append(lead.std(1).numpy())
     return np.array(stds), np.array(means), np.array(spreads), np.array(leads)
+
+
+@dataclass
+class Paper1DConfig:
+    """Sizes of the paper's 1-D experiment (ScoreFusion, Sec. 5.1), for :func:`paper_1d_networks`.
+
+    Attributes
+    ----------
+    target_ns : tuple of int
+        Target sample sizes.
+    aux_n : int
+        Training samples per auxiliary (16384 in the paper).
+    aux_steps, scratch_steps : int
+        Optimiser steps of the auxiliary and from-scratch trainings.
+    batch_size : int
+    lr : float
+    ema : float
+        Decay of the weights' exponential moving average (lower it for short runs).
+    hidden, depth : int
+        ``ScoreMLP`` width and depth.
+    n_samples : int
+        Samples drawn from every model for W1.
+    sample_steps : int
+        Euler-Maruyama steps.
+    n_test : int
+        Fresh target samples W1 is measured against.
+    seed : int
+    """
+
+    target_ns: tuple = (32, 64, 128, 256, 512, 1024)
+    aux_n: int = 16384
+    aux_steps: int = 6000
+    scratch_steps: int = 3000
+    batch_size: int = 256
+    lr: float = 2e-3
+    ema: float = 0.999
+    hidden: int = 128
+    depth: int = 3
+    n_samples: int = 8192
+    sample_steps: int = 500
+    n_test: int = 8192
+    seed: int = 0
+
+
+def _epochs(steps, n, batch_size):
+    return max(1, math.ceil(steps / math.ceil(n / min(batch_size, n))))
+
+
+def train_mlp_score_net(data, dim, sde, config, steps, name, seed, progress=False):
+    r"""A ``ScoreMLP`` fitted to data in ``dim`` dimensions by denoising score matching, cached on disk.
+
+    .. math:: \theta = \arg\min_\theta \mathbb E\,\|\mathrm{std}_t\, s_\theta(x_0 + \mathrm{std}_t z, t) + z\|^2
+
+    The cache key (:func:`scorefusion.cache.cached_model`) holds every number
+    that determines the weights (the data's size and seed, the network, the
+    optimiser and the number of steps), so fast- and full-size runs never share
+    weights and a rerun loads instead of training.
+
+    Parameters
+    ----------
+    data : callable () -> Tensor of shape (n, dim)
+        Makes the training data deterministically (only called on a cache miss).
+    dim : int
+    sde : VESDE
+    config : Paper1DConfig
+        Network and optimiser settings (``hidden``, ``depth``, ``batch_size``, ``lr``).
+    steps : int
+        Optimiser steps.
+    name : str
+        Cache file prefix.
+    seed : int
+        Seeds the data description in the key and the training randomness.
+    progress : bool
+
+    Returns
+    -------
+    nets.ScoreMLP in eval mode
+    """
+    from .cache import cached_model
+    from .nets import ScoreMLP
+    from .train import train_score_model
+
+    key = {"sde": repr(sde), "dim": dim, "hidden": config.hidden, "depth": config.depth, "steps": steps,
+           "batch_size": config.batch_size, "lr": config.lr, "ema": config.ema, "seed": seed, "name": name, "version": 1}
+
+    def build():
+        torch.manual_seed(seed)  # the initial weights
+        return ScoreMLP(sde, dim, hidden=config.hidden, depth=config.depth)
+
+    def fit(model):
+        x = data()
+        res = train_score_model(model, x.float(), sde, epochs=_epochs(steps, x.shape[0], config.batch_size),
+                                batch_size=min(config.batch_size, x.shape[0]), lr=config.lr, ema=config.ema, device="cpu",
+                                progress=progress, generator=torch.Generator().manual_seed(seed))
+        return res.model
+
+    return cached_model(name, key, build, fit)
+
+
+def sample_1d(score, sde, n, n_steps, seed):
+    r"""Samples of a 1-D score model by the Euler-Maruyama reverse SDE (``sampling.euler_maruyama``).
+
+    .. math:: x_{k+1} = x_k + g(t_k)^2 s(x_k, t_k)\,\Delta t + g(t_k)\sqrt{\Delta t}\, z_k
+
+    Returns
+    -------
+    Tensor of shape (n, 1), float64
+    """
+    from . import sampling
+
+    with torch.no_grad():
+        x = sampling.euler_maruyama(score, sde, (n, 1), n_steps=n_steps,
+                                    generator=torch.Generator().manual_seed(seed))
+    return x.detach().double()
+
+
+@dataclass
+class Paper1DRow:
+    """One target size of the 1-D experiment: the fitted weights and W1 of each model to the target.
+
+    ``lam`` is fitted with the trained auxiliary networks, ``lam_exact`` with the exact auxiliary scores
+    on the same samples.
+    """
+
+    n: int
+    lam: tuple
+    lam_exact: tuple
+    w1_fusion: float
+    w1_scratch: float
+    w1_barycenter: float
+
+
+def paper_1d_networks(config=None, sde=None, progress=False):
+    r"""The paper's 1-D experiment: ScoreFusion of trained auxiliaries vs a network trained from scratch.
+
+    Auxiliary ``ScoreMLP`` networks are trained on ``config.aux_n`` samples of
+    each auxiliary mixture of :func:`scorefusion.data.paper_1d`. For each
+    target size ``n``: :math:`\hat\lambda` by ISM of the fused networks on the
+    ``n`` target samples (exact divergences by autograd in 1-D), samples of
+    the fused score :math:`\sum_i \hat\lambda_i s_{\theta_i}` by the reverse
+    SDE, samples of a network trained from scratch on the same ``n`` samples,
+    and the Wasserstein-1 distance of each to fresh target samples
+    (Liu et al., 2025, Sec. 5.1). ``w1_barycenter`` is the W1 of the exact
+    barycenter :math:`p_{\hat\lambda}` of the true auxiliaries (no network
+    error), for reference.
+
+    .. math:: W_1\Big(\mathrm{Law}\big(\text{reverse SDE with } \textstyle\sum_i \hat\lambda_i s_{\theta_i}\big),\ q\Big)
+              \quad\text{vs}\quad W_1\big(\mathrm{Law}(\text{reverse SDE with } s_{\theta_n}),\ q\big)
+
+    Parameters
+    ----------
+    config : Paper1DConfig, optional
+    sde : VESDE, optional
+        Default ``VESDE(25.0)``.
+    progress : bool
+
+    Returns
+    -------
+    rows : list of Paper1DRow
+    aux_nets : list of nets.ScoreMLP
+    samples : dict mapping (name, n) to Tensor of shape (n_samples, 1)
+        ``("fusion", n)``, ``("scratch", n)`` and ``("target", 0)``.
+    """
+    from .barycenter import GeometricMixture
+    from .data import paper_1d
+    from .metrics import w1_distance
+    from .scores import FusedScore
+
+    config = config or Paper1DConfig()
+    sde = sde or VESDE(25.0)
+    preset = paper_1d()
+    aux_nets = []
+    for i, dist in enumerate(preset.aux):
+        seed = config.seed * 1000 + i
+        aux_nets.append(train_mlp_score_net(
+            lambda dist=dist, seed=seed: dist.sample(config.aux_n, generator=torch.Generator().manual_seed(seed)),
+            1, sde, config, config.aux_steps, f"paper1d-aux{i}-n{config.aux_n}", seed, progress))
+    test = preset.target.sample(config.n_test, generator=torch.Generator().manual_seed(config.seed * 1000 + 99))
+    samples = {("target", 0): test}
+    rows = []
+    for n in tqdm(config.target_ns, disable=not progress, desc="target sizes"):
+        seed = config.seed * 1000 + 100 + n
+
+        def target_data(n=n, seed=seed):
+            return preset.target.sample(n, generator=torch.Generator().manual_seed(seed))
+
+        x = target_data().float()
+        fit = fit_weights(aux_nets, x, sde, method="ism")
+        lam = tuple(round(float(v), 6) for v in fit.lam)
+        exact = fit_weights([AnalyticScore(d, sde) for d in preset.aux], x.double(), sde, method="ism")
+        lam_exact = tuple(round(float(v), 6) for v in exact.lam)
+        fused = FusedScore(aux_nets, torch.tensor(lam, dtype=torch.float64))
+        scratch = train_mlp_score_net(target_data, 1, sde, config, config.scratch_steps, f"paper1d-scratch-n{n}", seed,
+                                     progress)
+        fused_x = sample_1d(fused, sde, config.n_samples, config.sample_steps, seed)
+        scratch_x = sample_1d(scratch, sde, config.n_samples, config.sample_steps, seed)
+        bary_x = GeometricMixture(preset.aux, torch.tensor(lam, dtype=torch.float64), n_grid=4001).sample(
+            config.n_samples, generator=torch.Generator().manual_seed(seed))
+        samples[("fusion", n)] = fused_x
+        samples[("scratch", n)] = scratch_x
+        rows.append(Paper1DRow(n, lam, lam_exact, w1_distance(fused_x, test), w1_distance(scratch_x, test),
+                               w1_distance(bary_x, test)))
+    return rows, aux_nets, samples
+
+
+def diffusion_tv(score, target, sde, n_eval=2000, seed=0, **ode_kwargs):
+    r"""TV between a closed-form target and a diffusion model, from the model's ODE likelihood.
+
+    .. math::
+
+        \mathrm{TV}(q, p_\theta) = \int (q - p_\theta)_+ \,dx
+            = \mathbb E_{y \sim q}\Big[\big(1 - p_\theta(y) / q(y)\big)_+\Big],
+
+    with :math:`\log p_\theta` from the probability-flow ODE
+    (``sampling.log_likelihood``) at ``n_eval`` target draws. The integrand
+    lies in [0, 1], so the standard error is honest; the bias is that of the
+    ODE's likelihood (its solver tolerance and its time cut-off).
+
+    Parameters
+    ----------
+    score : score callable (a trained network)
+    target : Gaussian or GaussianMixture
+    sde : VESDE or VPSDE
+    n_eval : int, default 2000
+    seed : int
+    **ode_kwargs
+        Passed to ``sampling.log_likelihood``.
+
+    Returns
+    -------
+    (float, float)
+        The estimate and its standard error.
+    """
+    from . import sampling
+
+    check_positive_int(n_eval, "n_eval")
+    if isinstance(score, torch.nn.Module):  # the ODE runs in float64
+        score = copy.deepcopy(score).double()
+    g = torch.Generator().manual_seed(seed)
+    y = target.sample(n_eval, generator=g)
+    log_p = torch.as_tensor(sampling.log_likelihood(score, y.double(), sde, generator=g, **ode_kwargs)).double()
+    vals = (1.0 - torch.exp(log_p.reshape(-1) - target.log_prob(y).double())).clamp_min(0.0)
+    return float(vals.mean()), float(vals.std() / math.sqrt(n_eval))
+
+
+def diffusion_baseline_tv(ns, steps, dim=2, lam_star=(0.5, 0.3, 0.2), base_seed=0, seed=0, n_eval=2000,
+                          config=None, sde=None, progress=False):
+    r"""TV of a diffusion model trained from scratch on the target samples of :func:`dimension_free_tv`.
+
+    For each ``n``, a ``ScoreMLP`` is trained by DSM on the same ``n`` target
+    samples that :func:`dimension_free_tv` draws for (``dim``, ``n``, ``seed``),
+    cached on disk, and its TV to the target is measured with
+    :func:`diffusion_tv` (probability-flow likelihood at ``n_eval`` target draws):
+
+    .. math:: \mathrm{TV}(q, p_\theta) = \mathbb E_{y\sim q}\big[(1 - p_\theta(y)/q(y))_+\big]
+
+    Parameters
+    ----------
+    ns : sequence of int
+    steps : int
+        Optimiser steps per network.
+    dim : int, default 2
+    lam_star, base_seed, seed : as in :func:`dimension_free_tv`
+    n_eval : int, default 2000
+    config : Paper1DConfig, optional
+        Network and optimiser settings.
+    sde : VESDE, optional
+    progress : bool
+
+    Returns
+    -------
+    dict mapping n to (tv, stderr)
+    """
+    config = config or Paper1DConfig()
+    sde = sde or VESDE(25.0)
+    _, target = dimension_free_setup(dim, lam_star, 1.0, base_seed)
+    out = {}
+    for n in ns:
+        sample_seed = _sample_seed(base_seed, dim, n, seed)
+
+        def data(n=n, sample_seed=sample_seed):
+            return sample_gaussian(target, n, generator=torch.Generator().manual_seed(sample_seed))
+
+        net = train_mlp_score_net(data, dim, sde, config, steps, f"dimfree-d{dim}-n{n}", sample_seed, progress)
+        out[n] = diffusion_tv(net, target, sde, n_eval=n_eval, seed=sample_seed)
+    return out
