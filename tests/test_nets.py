@@ -1,0 +1,49 @@
+"""Score networks: shapes, the std_t output convention, vmap-stacking, bad input."""
+
+import pytest
+import torch
+
+import scorefusion as sf
+from scorefusion.nets import ScoreMLP, ScoreUNet
+
+
+@pytest.mark.parametrize("size, mult", [(8, (1, 2)), (16, (1, 2)), (32, (1, 2, 2))])
+def test_unet_shapes(size, mult):
+    torch.manual_seed(0)
+    net = ScoreUNet(sf.VESDE(), channels=2, image_size=size, base=8, channel_mult=mult)
+    x = torch.randn(3, 2, size, size)
+    assert net(x, torch.rand(3) * 0.9 + 0.1).shape == x.shape
+    assert net(x, 0.5).shape == x.shape  # a scalar time is broadcast
+
+
+def test_output_is_divided_by_std():
+    torch.manual_seed(0)
+    sde = sf.VESDE()
+    net = ScoreMLP(sde, 2)
+    x = torch.randn(4, 2)
+    t_small, t_large = torch.full((4,), 1e-4), torch.full((4,), 1.0)
+    # the raw network output is O(1), so the score scales like 1/std_t
+    ratio = net(x, t_small).norm() / net(x, t_large).norm()
+    assert ratio > 50
+
+
+def test_fused_unets_are_batched_and_match_the_loop():
+    torch.manual_seed(0)
+    nets = [ScoreUNet(sf.VESDE(), base=8) for _ in range(3)]
+    fused = sf.FusedScore(nets, [0.2, 0.3, 0.5])
+    x, t = torch.randn(5, 1, 8, 8), torch.rand(5) * 0.9 + 0.1
+    assert fused.batched
+    with torch.no_grad():
+        loop = sum(w * n(x, t) for w, n in zip([0.2, 0.3, 0.5], nets))
+        assert torch.allclose(fused(x, t), loop, atol=1e-5)
+
+
+def test_bad_inputs():
+    with pytest.raises(ValueError, match="x must have shape"):
+        ScoreMLP(sf.VESDE(), 3)(torch.zeros(2, 2), torch.ones(2))
+    with pytest.raises(ValueError, match="x must have shape"):
+        ScoreUNet(sf.VESDE(), base=8)(torch.zeros(2, 1, 16, 16), torch.ones(2))
+    with pytest.raises(ValueError, match="divisible"):
+        ScoreUNet(sf.VESDE(), image_size=6, channel_mult=(1, 2, 2))
+    with pytest.raises(ValueError, match="hidden"):
+        ScoreMLP(sf.VESDE(), 2, hidden=0)

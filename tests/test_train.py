@@ -1,0 +1,141 @@
+"""Training: the loss decreases, determinism, resume after a kill, DDP on CPU, bad input."""
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+import torch
+
+import scorefusion as sf
+from scorefusion.nets import ScoreMLP, ScoreUNet
+from scorefusion.train import train_score_model
+
+SDE = sf.VESDE()
+
+
+def data(n=512):
+    mix = sf.GaussianMixture([0.5, 0.5], [[-2.0, 0.0], [2.0, 1.0]], [torch.eye(2).tolist()] * 2)
+    return mix.sample(n, generator=torch.Generator().manual_seed(0)).float()
+
+
+def fresh_mlp():
+    torch.manual_seed(0)
+    return ScoreMLP(SDE, 2, hidden=32, depth=2)
+
+
+def test_loss_decreases_and_result_is_ema_copy():
+    model = fresh_mlp()
+    result = train_score_model(model, data(), SDE, epochs=15, batch_size=64, progress=False,
+                               generator=torch.Generator().manual_seed(1))
+    assert result.losses[-1] < 0.8 * result.losses[0]
+    assert not result.model.training and result.model is not model
+    assert len(result.losses) == 15 and result.seconds > 0
+
+
+def test_same_seed_same_weights():
+    runs = [train_score_model(fresh_mlp(), data(), SDE, epochs=2, batch_size=64, progress=False,
+                              generator=torch.Generator().manual_seed(2)).model for _ in range(2)]
+    for a, b in zip(runs[0].state_dict().values(), runs[1].state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_resume_after_interruption_gives_identical_weights(tmp_path):
+    kwargs = dict(epochs=4, batch_size=64, progress=False)
+    reference = train_score_model(fresh_mlp(), data(), SDE, generator=torch.Generator().manual_seed(3), **kwargs)
+    ckpt = tmp_path / "run.pt"
+    with pytest.raises(KeyboardInterrupt):  # killed mid-epoch 3 (8 steps per epoch)
+        train_score_model(fresh_mlp(), data(), SDE, generator=torch.Generator().manual_seed(3), checkpoint=ckpt,
+                          stop_after_steps=20, **kwargs)
+    assert torch.load(ckpt, weights_only=False)["epoch"] == 2
+    resumed = train_score_model(fresh_mlp(), data(), SDE, generator=torch.Generator().manual_seed(3),
+                                checkpoint=ckpt, **kwargs)
+    for a, b in zip(reference.model.state_dict().values(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b)
+    assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_resume_after_a_real_kill(tmp_path):
+    """A child process is killed by SIGKILL while training; a resumed run matches an uninterrupted one."""
+    script = tmp_path / "child.py"
+    ckpt = tmp_path / "kill.pt"
+    script.write_text(textwrap.dedent(f"""
+        import sys, torch, scorefusion as sf
+        from scorefusion.nets import ScoreMLP
+        from scorefusion.train import train_score_model
+        mix = sf.GaussianMixture([0.5, 0.5], [[-2.0, 0.0], [2.0, 1.0]], [torch.eye(2).tolist()] * 2)
+        x = mix.sample(512, generator=torch.Generator().manual_seed(0)).float()
+        torch.manual_seed(0)
+        model = ScoreMLP(sf.VESDE(), 2, hidden=32, depth=2)
+        out = train_score_model(model, x, sf.VESDE(), epochs=int(sys.argv[1]), batch_size=64, progress=False,
+                                generator=torch.Generator().manual_seed(4), checkpoint=sys.argv[2])
+        torch.save(out.model.state_dict(), sys.argv[3])
+    """))
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    # an uninterrupted run
+    subprocess.run([sys.executable, str(script), "8", str(tmp_path / "ref.pt"), str(tmp_path / "ref_w.pt")],
+                   check=True, env=env)
+    # a run killed as soon as its first checkpoint exists
+    proc = subprocess.Popen([sys.executable, str(script), "8", str(ckpt), str(tmp_path / "x.pt")], env=env)
+    while not ckpt.exists() and proc.poll() is None:
+        time.sleep(0.005)
+    proc.kill()
+    proc.wait()
+    assert ckpt.exists() and not (tmp_path / "x.pt").exists()
+    subprocess.run([sys.executable, str(script), "8", str(ckpt), str(tmp_path / "resumed_w.pt")], check=True,
+                   env=env)
+    ref, resumed = torch.load(tmp_path / "ref_w.pt"), torch.load(tmp_path / "resumed_w.pt")
+    assert all(torch.equal(ref[k], resumed[k]) for k in ref)
+
+
+def test_ddp_on_cpu_with_two_processes(tmp_path):
+    script = tmp_path / "ddp.py"
+    script.write_text(textwrap.dedent("""
+        import sys, torch, torch.distributed as dist, scorefusion as sf
+        from scorefusion.nets import ScoreMLP
+        from scorefusion.train import train_score_model
+        x = torch.randn(256, 2, generator=torch.Generator().manual_seed(0))
+        torch.manual_seed(0)
+        out = train_score_model(ScoreMLP(sf.VESDE(), 2, hidden=16, depth=1), x, sf.VESDE(), epochs=2,
+                                batch_size=32, progress=False, device="cpu",
+                                generator=torch.Generator().manual_seed(5), checkpoint=sys.argv[1])
+        flat = torch.cat([p.detach().flatten() for p in out.model.parameters()])
+        gathered = [torch.zeros_like(flat) for _ in range(dist.get_world_size())]
+        dist.all_gather(gathered, flat)
+        assert torch.equal(gathered[0], gathered[1]), "replicas diverged"
+        if dist.get_rank() == 0:
+            print("DDP-OK", dist.get_world_size())
+        dist.destroy_process_group()
+    """))
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517",
+                           str(script), str(tmp_path / "ddp.pt")], capture_output=True, text=True, timeout=240,
+                          env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "DDP-OK 2" in proc.stdout
+    assert (tmp_path / "ddp.pt").exists()
+
+
+def test_unet_trains_on_images():
+    torch.manual_seed(0)
+    images = torch.rand(64, 1, 8, 8)
+    result = train_score_model(ScoreUNet(SDE, base=8), images, SDE, epochs=3, batch_size=32, progress=False,
+                               generator=torch.Generator().manual_seed(6))
+    assert result.model(images[:2], torch.full((2,), 0.5)).shape == (2, 1, 8, 8)
+
+
+@pytest.mark.parametrize("kwargs, error, fragment", [
+    (dict(data=torch.zeros(0, 2)), ValueError, "data"),
+    (dict(data=torch.tensor([[float("nan"), 0.0]])), ValueError, "NaN"),
+    (dict(data=torch.zeros(4, 2, dtype=torch.long)), TypeError, "data"),
+    (dict(epochs=0), ValueError, "epochs"),
+    (dict(batch_size=0), ValueError, "batch_size"),
+    (dict(lr=-1.0), ValueError, "lr"),
+    (dict(ema=1.0), ValueError, "ema"),
+])
+def test_bad_input(kwargs, error, fragment):
+    args = dict(data=torch.zeros(8, 2), epochs=1, batch_size=4, progress=False)
+    args.update(kwargs)
+    with pytest.raises(error, match=fragment):
+        train_score_model(fresh_mlp(), sde=SDE, **args)
