@@ -1,9 +1,17 @@
 """Generation and likelihood with a score model (Song et al. 2021, "Score-based generative
-modeling through stochastic differential equations", Sec. 4 and App. D).
+modeling through stochastic differential equations", ICLR 2021, Sec. 4 and App. D).
 
 Every sampler is a plain function ``sampler(score, sde, shape, ..., generator=)``:
-the score is any callable ``score(x, t)``, for example a
-:class:`~scorefusion.scores.FusedScore`, and all randomness comes from ``generator``.
+the score is any callable ``score(x, t)``, for example a network from
+:mod:`scorefusion.nets` or a :class:`~scorefusion.scores.FusedScore` (the
+ScoreFusion sampler of Liu et al. 2025, Sec. 4, runs these with the fused score
+:math:`\\sum_i \\lambda_i s_i`), and all randomness comes from ``generator``.
+
+Networks are evaluated in their own precision and on their own device: the
+samplers cast the state to the dtype and device of the network's weights for
+each call and cast the result back (the ODE solvers keep their state in
+float64). Random numbers are drawn on the generator's device and then moved, so
+one seed gives the same numbers whichever device the network runs on.
 """
 
 import math
@@ -11,10 +19,18 @@ import math
 import numpy as np
 import torch
 from scipy.integrate import solve_ivp
+from torch import nn
 from tqdm.auto import tqdm
 
 from ._checks import check_positive_int
-from .sde import time_grid
+from .sde import VPSDE, time_grid
+
+__all__ = ["bits_per_dim", "euler_maruyama", "log_likelihood", "predictor_corrector", "probability_flow"]
+
+
+# ----------------------------------------------------------------------------------------------
+# helpers
+# ----------------------------------------------------------------------------------------------
 
 
 def _bcast(v, x):
@@ -22,286 +38,481 @@ def _bcast(v, x):
     return v.reshape((-1,) + (1,) * (x.ndim - 1))
 
 
-def _start(sde, shape, x_T, generator, dtype, device):
+def _weights_dtype_device(score):
+    """dtype and device of the first floating parameter of a module score, looking into ``.aux``
+    (the auxiliaries of a FusedScore); (None, None) for plain callables."""
+    todo = [score]
+    while todo:
+        obj = todo.pop(0)
+        if isinstance(obj, nn.Module):
+            for p in obj.parameters():
+                if p.is_floating_point():
+                    return p.dtype, p.device
+        aux = getattr(obj, "aux", None)
+        if isinstance(aux, (list, tuple)):
+            todo.extend(aux)
+    return None, None
+
+
+def _score_fn(score):
+    """Wrap ``score`` so that it is evaluated in its weights' dtype/device and answers in x's."""
+    if not callable(score):
+        raise TypeError(f"score must be a callable score(x, t), got {type(score).__name__}")
+    dtype, device = _weights_dtype_device(score)
+    if dtype is None:
+        return score
+
+    def call(x, t):
+        out = score(x.to(dtype=dtype, device=device), t.to(dtype=dtype, device=device))
+        return out.to(dtype=x.dtype, device=x.device)
+
+    return call
+
+
+def _check_sde(sde):
+    if not all(hasattr(sde, name) for name in ("marginal", "sde", "prior_sample", "T")):
+        raise TypeError(f"sde must be a VESDE or VPSDE (with marginal, sde, prior_sample, T), got {type(sde).__name__}")
+
+
+def _randn(shape, generator, dtype, device):
+    """Standard normals drawn on the generator's device, then moved to ``device``."""
+    gen_device = generator.device if generator is not None else device
+    return torch.randn(shape, generator=generator, dtype=dtype, device=gen_device).to(device)
+
+
+def _start(score, sde, shape, x_T, generator, dtype, device):
+    """Starting points x_T: given, or drawn from the prior; plus the device to run on."""
+    _check_sde(sde)
+    if device is None:
+        device = x_T.device if torch.is_tensor(x_T) else (_weights_dtype_device(score)[1] or torch.device("cpu"))
+    device = torch.device(device)
     if x_T is not None:
-        return x_T.to(dtype=dtype, device=device) if device is not None else x_T.to(dtype)
+        if not torch.is_tensor(x_T) or not x_T.is_floating_point():
+            raise TypeError("x_T must be a floating tensor of shape (n, ...)")
+        if x_T.ndim < 2 or x_T.shape[0] == 0:
+            raise ValueError(f"x_T must have shape (n, ...) with n >= 1, got {tuple(x_T.shape)}")
+        if shape is not None and tuple(shape) != tuple(x_T.shape):
+            raise ValueError(f"shape {tuple(shape)} disagrees with x_T.shape {tuple(x_T.shape)}")
+        if not torch.isfinite(x_T).all():
+            raise ValueError("x_T contains NaN or infinite values")
+        return x_T.to(dtype=dtype, device=device), device
     if shape is None:
-        raise ValueError("give either shape or x_T")
-    return sde.prior_sample(tuple(shape), generator=generator, dtype=dtype, device=device)
+        raise ValueError("give either shape=(n, ...) or x_T")
+    shape = tuple(shape)
+    if len(shape) < 2 or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in shape):
+        raise ValueError(f"shape must be a tuple (n, ...) of positive ints with at least two entries, got {shape}")
+    gen_device = generator.device if generator is not None else device
+    x = sde.prior_sample(shape, generator=generator, dtype=dtype, device=gen_device)
+    return x.to(device), device
+
+
+def _check_eps(eps, sde):
+    if not (isinstance(eps, (int, float)) and 0 < eps < sde.T):
+        raise ValueError(f"eps must be a number in (0, T={sde.T}), got {eps!r}")
+
+
+# ----------------------------------------------------------------------------------------------
+# stochastic samplers
+# ----------------------------------------------------------------------------------------------
 
 
 def euler_maruyama(score, sde, shape=None, n_steps=500, eps=1e-3, generator=None, x_T=None, progress=False,
                    device=None, dtype=torch.float32):
     r"""Sample by the Euler-Maruyama discretisation of the reverse-time SDE.
 
+    The reverse-time SDE (Song et al. 2021, Eq. 6; Anderson 1982)
+
+    .. math:: dx = \left[f(x, t) - g(t)^2 \nabla_x \log p_t(x)\right] dt + g(t)\, d\bar w,
+
+    run backwards from :math:`t_0 = T` to :math:`t_N = \varepsilon` on a uniform
+    grid, :math:`\Delta t = (T - \varepsilon)/N`, with the score ``s`` in place
+    of :math:`\nabla \log p_t`:
+
     .. math::
 
-        x_{k+1} = x_k - \left[f(x_k, t_k) - g(t_k)^2 s(x_k, t_k)\right]\Delta t
-                  + g(t_k)\sqrt{\Delta t}\, z_k, \qquad t_0 = T > \dots > t_N = \varepsilon,
+        \bar x_{k+1} = x_k - \left[f(x_k, t_k) - g(t_k)^2 s(x_k, t_k)\right]\Delta t, \qquad
+        x_{k+1} = \bar x_{k+1} + g(t_k)\sqrt{\Delta t}\, z_k, \quad z_k \sim \mathcal N(0, I).
 
-    the reverse SDE :math:`dx = [f - g^2 \nabla\log p_t]\,dt + g\, d\bar w`
-    (Song et al. 2021, Eq. 6). The last step returns its mean (no added noise).
+    Returns the last mean :math:`\bar x_N` (no noise on the last step), as in
+    Song's code and the ScoreFusion code.
 
     Parameters
     ----------
     score : callable ``score(x, t)``
+        ``x`` of shape (n, ...), ``t`` of shape (n,); a network is evaluated in
+        its own dtype and device.
     sde : VESDE or VPSDE
-    shape : tuple, optional
-        Output shape (n, ...); or give ``x_T``.
+    shape : tuple (n, ...), optional
+        Output shape; the start is drawn from ``sde.prior_sample``. Or give ``x_T``.
     n_steps : int, default 500
+        N, the number of steps.
     eps : float, default 1e-3
-        Final time (the SDE is stiff at 0).
+        Final time in (0, T) (the reverse SDE is stiff at 0).
     generator : torch.Generator, optional
-    x_T : Tensor, optional
+        All random draws (prior and the :math:`z_k`).
+    x_T : Tensor of shape (n, ...), optional
         Starting points instead of prior draws.
     progress : bool, default False
-    device, dtype : where and in which precision to sample.
+        tqdm bar over the steps.
+    device : torch.device, optional
+        Default: ``x_T``'s device, else the network's, else CPU.
+    dtype : torch.dtype, default float32
+        Precision of the sampler's state.
 
     Returns
     -------
-    Tensor of shape ``shape``
+    Tensor of shape (n, ...)
+        Samples, approximately from :math:`p_\varepsilon \approx p_0`.
     """
     check_positive_int(n_steps, "n_steps")
-    x = _start(sde, shape, x_T, generator, dtype, device)
+    score_fn = _score_fn(score)
+    x, device = _start(score, sde, shape, x_T, generator, dtype, device)
+    _check_eps(eps, sde)
     times = time_grid(sde, n_steps, eps)
     mean = x
     with torch.no_grad():
         for k in tqdm(range(n_steps), disable=not progress, desc="Euler-Maruyama"):
-            t = torch.full((x.shape[0],), float(times[k]), dtype=x.dtype, device=x.device)
+            t = torch.full((x.shape[0],), float(times[k]), dtype=x.dtype, device=device)
             dt = float(times[k] - times[k + 1])
             drift, g = sde.sde(x, t)
             g = _bcast(g, x)
-            mean = x - (drift - g**2 * score(x, t)) * dt
-            noise = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
-            x = mean + g * math.sqrt(dt) * noise
+            mean = x - (drift - g**2 * score_fn(x, t)) * dt  # reverse drift, stepping t -> t - dt
+            x = mean + g * math.sqrt(dt) * _randn(x.shape, generator, x.dtype, device)
     return mean
 
 
 def predictor_corrector(score, sde, shape=None, n_steps=500, snr=0.16, n_corrector=1, eps=1e-3,
                         generator=None, x_T=None, progress=False, device=None, dtype=torch.float32):
-    r"""Predictor-corrector sampling: Euler-Maruyama predictor, Langevin corrector.
+    r"""Predictor-corrector sampling: Langevin corrector, Euler-Maruyama predictor.
 
-    Each step first runs ``n_corrector`` Langevin steps at the current time,
+    Song et al. 2021, Sec. 4.2 and Algorithms 4-5 (PC sampling for VE and VP
+    SDEs). At each time :math:`t_k` of the grid of :func:`euler_maruyama`, the
+    corrector runs ``n_corrector`` steps of Langevin MCMC targeting :math:`p_{t_k}`,
 
-    .. math:: x \leftarrow x + \epsilon\, s(x, t) + \sqrt{2\epsilon}\, z, \qquad
-              \epsilon = 2 \left(r \frac{\overline{\|z\|}}{\overline{\|s(x,t)\|}}\right)^2 \alpha_t,
+    .. math::
 
-    with signal-to-noise ratio ``r = snr``, norms averaged over the batch, and :math:`\alpha_t = \mathrm{scale}_t^2`
-    (1 for the VE SDE), then one reverse-SDE Euler-Maruyama step (Song et al.
-    2021, Algorithms 2-3). Returns the mean of the last predictor step.
+        x \leftarrow x + \epsilon\, s(x, t_k) + \sqrt{2\epsilon}\, z, \qquad
+        \epsilon = 2\alpha \left(r\,\frac{\overline{\|z\|}}{\overline{\|s(x, t_k)\|}}\right)^2,
+
+    with signal-to-noise ratio :math:`r` = ``snr`` and norms averaged over the
+    batch (as in Song's code); :math:`\alpha = 1` for the VE SDE and
+    :math:`\alpha = 1 - \beta(t_k)\Delta t` (DDPM's :math:`\alpha_i`) for the VP
+    SDE. Then the predictor takes one Euler-Maruyama step of the reverse SDE to
+    :math:`t_{k+1}`. This is the order of Song's reference code (corrector, then
+    predictor), so the returned value is the mean of the last predictor step.
 
     Parameters
     ----------
     score, sde, shape, n_steps, eps, generator, x_T, progress, device, dtype
         As in :func:`euler_maruyama`.
     snr : float, default 0.16
+        r > 0.
     n_corrector : int, default 1
+        Langevin steps per time step (0 gives :func:`euler_maruyama`).
 
     Returns
     -------
-    Tensor of shape ``shape``
+    Tensor of shape (n, ...)
     """
     check_positive_int(n_steps, "n_steps")
-    if not snr > 0:
-        raise ValueError(f"snr must be positive, got {snr!r}")
-    x = _start(sde, shape, x_T, generator, dtype, device)
+    if not (isinstance(snr, (int, float)) and not isinstance(snr, bool) and snr > 0 and math.isfinite(snr)):
+        raise ValueError(f"snr must be a positive number, got {snr!r}")
+    if isinstance(n_corrector, bool) or not isinstance(n_corrector, int) or n_corrector < 0:
+        raise ValueError(f"n_corrector must be a non-negative int, got {n_corrector!r}")
+    score_fn = _score_fn(score)
+    x, device = _start(score, sde, shape, x_T, generator, dtype, device)
+    _check_eps(eps, sde)
     times = time_grid(sde, n_steps, eps)
     mean = x
     with torch.no_grad():
         for k in tqdm(range(n_steps), disable=not progress, desc="predictor-corrector"):
-            t = torch.full((x.shape[0],), float(times[k]), dtype=x.dtype, device=x.device)
-            alpha = _bcast(sde.marginal(t)[0].to(x.dtype) ** 2, x)
-            for _ in range(n_corrector):
-                grad = score(x, t)
-                z = torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
-                ratio = z.flatten(1).norm(dim=1).mean() / grad.flatten(1).norm(dim=1).mean().clamp_min(1e-12)
-                step = 2 * (snr * ratio) ** 2 * alpha
-                x = x + step * grad + torch.sqrt(2 * step) * z
+            t = torch.full((x.shape[0],), float(times[k]), dtype=x.dtype, device=device)
             dt = float(times[k] - times[k + 1])
+            # corrector: Langevin MCMC at time t_k (Algorithm 4/5, inner loop)
+            alpha = 1.0
+            if isinstance(sde, VPSDE):
+                alpha = 1.0 - (sde.beta_min + float(times[k]) * (sde.beta_max - sde.beta_min)) * dt
+            for _ in range(n_corrector):
+                grad = score_fn(x, t)
+                z = _randn(x.shape, generator, x.dtype, device)
+                ratio = z.flatten(1).norm(dim=1).mean() / grad.flatten(1).norm(dim=1).mean().clamp_min(1e-30)
+                step = 2 * alpha * (snr * ratio) ** 2
+                x = x + step * grad + torch.sqrt(2 * step) * z
+            # predictor: one Euler-Maruyama step of the reverse SDE, t_k -> t_{k+1}
             drift, g = sde.sde(x, t)
             g = _bcast(g, x)
-            mean = x - (drift - g**2 * score(x, t)) * dt
-            x = mean + g * math.sqrt(dt) * torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+            mean = x - (drift - g**2 * score_fn(x, t)) * dt
+            x = mean + g * math.sqrt(dt) * _randn(x.shape, generator, x.dtype, device)
     return mean
 
 
-def _flow_drift(score, sde, x, t):
-    r"""Probability-flow drift :math:`f(x, t) - \tfrac12 g(t)^2 s(x, t)`."""
+# ----------------------------------------------------------------------------------------------
+# probability-flow ODE
+# ----------------------------------------------------------------------------------------------
+
+
+def _flow_drift(score_fn, sde, x, t):
+    r"""Probability-flow drift :math:`\tilde f(x, t) = f(x, t) - \tfrac12 g(t)^2 s(x, t)`."""
     drift, g = sde.sde(x, t)
-    return drift - 0.5 * _bcast(g, x) ** 2 * score(x, t)
+    return drift - 0.5 * _bcast(g, x) ** 2 * score_fn(x, t)
+
+
+def _check_solver(rtol, atol, method):
+    for name, value in (("rtol", rtol), ("atol", atol)):
+        if not (isinstance(value, (int, float)) and value > 0):
+            raise ValueError(f"{name} must be a positive number, got {value!r}")
+    if not isinstance(method, str):
+        raise TypeError(f"method must be the name of a scipy solve_ivp method, got {type(method).__name__}")
 
 
 def probability_flow(score, sde, shape=None, x_T=None, eps=1e-3, rtol=1e-5, atol=1e-5, method="RK45",
-                     generator=None, return_nfe=False):
+                     generator=None, return_nfe=False, device=None):
     r"""Sample by integrating the probability-flow ODE from T down to ``eps``.
 
-    .. math:: \frac{dx}{dt} = f(x, t) - \tfrac12 g(t)^2\, s(x, t)
+    .. math:: \frac{dx}{dt} = f(x, t) - \tfrac12 g(t)^2\, s(x, t), \qquad x(T) = x_T \sim p_T,
 
-    (Song et al. 2021, Eq. 13), whose marginals equal those of the forward SDE
-    when ``s`` is the true score. The whole batch is one flattened state for
-    :func:`scipy.integrate.solve_ivp` (float64, adaptive steps).
+    Song et al. 2021, Eq. 13 (Sec. 4.3): with the true score its solutions
+    have the marginals :math:`p_t` of the forward SDE, so :math:`x(\varepsilon)
+    \sim p_\varepsilon`. The whole batch is one flattened float64 state for
+    :func:`scipy.integrate.solve_ivp` (adaptive steps, shared by the batch).
 
     Parameters
     ----------
     score : callable ``score(x, t)``
     sde : VESDE or VPSDE
-    shape : tuple, optional
-        Output shape (n, ...); or give ``x_T``.
-    x_T : Tensor, optional
+    shape : tuple (n, ...), optional
+        Output shape; the start is drawn from ``sde.prior_sample``. Or give ``x_T``.
+    x_T : Tensor of shape (n, ...), optional
         Starting points.
     eps : float, default 1e-3
+        Final time in (0, T).
     rtol, atol : float, default 1e-5
+        Solver tolerances.
     method : str, default "RK45"
+        Any ``solve_ivp`` method.
     generator : torch.Generator, optional
-        Draws the prior samples.
+        Draws the prior samples (the ODE itself is deterministic).
     return_nfe : bool, default False
-        Also return the number of score evaluations.
+        Also return the number of function evaluations (each one is one
+        score call on the whole batch).
+    device : torch.device, optional
+        Where the score is evaluated; default ``x_T``'s device, else the network's, else CPU.
 
     Returns
     -------
-    Tensor of shape ``shape`` (float64), or (Tensor, int) with ``return_nfe``
+    x : Tensor of shape (n, ...), float64
+        :math:`x(\varepsilon)`.
+    nfe : int
+        Only with ``return_nfe=True``: the tuple ``(x, nfe)`` is returned.
     """
-    x = _start(sde, shape, x_T, generator, torch.float64, None)
+    score_fn = _score_fn(score)
+    x, device = _start(score, sde, shape, x_T, generator, torch.float64, device)
+    _check_eps(eps, sde)
+    _check_solver(rtol, atol, method)
     shape = x.shape
-    device = x.device
 
     def rhs(t, y):
         xt = torch.from_numpy(y).reshape(shape).to(device)
         tt = torch.full((shape[0],), t, dtype=torch.float64, device=device)
         with torch.no_grad():
-            return _flow_drift(score, sde, xt, tt).reshape(-1).cpu().double().numpy()
+            return _flow_drift(score_fn, sde, xt, tt).reshape(-1).cpu().double().numpy()
 
     sol = solve_ivp(rhs, (sde.T, eps), x.reshape(-1).cpu().numpy(), rtol=rtol, atol=atol, method=method)
     if not sol.success:
         raise RuntimeError(f"probability-flow ODE failed: {sol.message}")
-    out = torch.from_numpy(sol.y[:, -1]).reshape(shape).to(device)
+    out = torch.from_numpy(sol.y[:, -1].copy()).reshape(shape).to(device)
     return (out, int(sol.nfev)) if return_nfe else out
 
 
 def _divergence(fn, x, probes):
-    """Divergence of fn at x: exact (probes None, one backward pass per coordinate) or Hutchinson."""
+    """fn(x) and its divergence: exact (probes None; one backward pass per coordinate) or Hutchinson."""
     with torch.enable_grad():
         x = x.detach().requires_grad_(True)
         out = fn(x)
+        n = x.shape[0]
+        div = torch.zeros(n, dtype=out.dtype, device=out.device)
         if probes is None:
-            flat = out.reshape(x.shape[0], -1)
-            div = torch.zeros(x.shape[0], dtype=out.dtype, device=out.device)
+            flat = out.reshape(n, -1)
             for j in range(flat.shape[1]):
                 (grad,) = torch.autograd.grad(flat[:, j].sum(), x, retain_graph=True)
-                div += grad.reshape(x.shape[0], -1)[:, j]
+                div += grad.reshape(n, -1)[:, j]
         else:
-            div = torch.zeros(x.shape[0], dtype=out.dtype, device=out.device)
             for v in probes:
                 (grad,) = torch.autograd.grad((out * v).sum(), x, retain_graph=True)
-                div += (grad * v).reshape(x.shape[0], -1).sum(1)
+                div += (grad * v).reshape(n, -1).sum(1)
             div = div / len(probes)
     return out.detach(), div.detach()
 
 
-def log_likelihood(score, x0, sde, eps=1e-5, divergence="auto", n_probes=1, generator=None, rtol=1e-5,
-                   atol=1e-5, method="RK45"):
-    r"""Log-likelihood of data under the model defined by the probability-flow ODE.
+def _check_data(x0, name="x0"):
+    if hasattr(x0, "marginal") and hasattr(x0, "prior_sample"):
+        raise TypeError(f"{name} must be a data tensor, got an SDE: the order is (score, x0, sde, ...)")
+    if not torch.is_tensor(x0) or not x0.is_floating_point():
+        raise TypeError(f"{name} must be a floating tensor of shape (n, ...)")
+    if x0.ndim < 2 or x0.shape[0] == 0:
+        raise ValueError(f"{name} must have shape (n, ...) with n >= 1, got {tuple(x0.shape)}")
+    if not torch.isfinite(x0).all():
+        raise ValueError(f"{name} contains NaN or infinite values")
 
-    The instantaneous change of variables (Song et al. 2021, Eq. 39; Chen et
-    al. 2018) integrated from ``eps`` to T:
+
+def log_likelihood(score, x0, sde, eps=1e-5, divergence="auto", n_probes=1, generator=None, rtol=1e-5,
+                   atol=1e-5, method="RK45", probe="rademacher"):
+    r"""Log-density of data under the probability-flow model, by the instantaneous change of variables.
+
+    Song et al. 2021, Sec. 4.3 and App. D.2 (Eq. 39; Chen et al. 2018): along
+    the probability-flow ODE :math:`\dot x = \tilde f(x, t) = f(x, t) - \tfrac12 g(t)^2 s(x, t)`
+    started at :math:`x(\varepsilon) = x_0`,
 
     .. math::
 
-        \log p_\varepsilon(x_\varepsilon) = \log p_T(x_T)
-            + \int_\varepsilon^T \nabla\cdot \tilde f(x_t, t)\, dt, \qquad
-        \tilde f = f - \tfrac12 g^2 s.
+        \log p_\varepsilon(x_0) = \log p_T^{\mathrm{prior}}(x(T))
+            + \int_\varepsilon^T \nabla_x\cdot \tilde f(x(t), t)\, dt,
 
-    The divergence is exact (autograd, one backward pass per coordinate) when
-    ``divergence="exact"``, or ``"auto"`` and the dimension is at most 16;
-    otherwise Hutchinson's estimator :math:`\mathbb E[v^\top \nabla\tilde f\, v]`
-    with ``n_probes`` Rademacher probes drawn once per solve (unbiased for the
-    log-likelihood).
+    integrated forward in time with :func:`scipy.integrate.solve_ivp` (one
+    float64 state for the batch and the running integrals). The prior term
+    is ``sde.prior_log_prob``. This is the log-density of the model
+    :math:`x_0 = \Phi_{T\to\varepsilon}(x_T)`, :math:`x_T \sim` prior, at time
+    :math:`\varepsilon`; it equals :math:`\log p_\varepsilon` exactly when ``s``
+    is the true score and the prior is :math:`p_T`.
+
+    Divergence: exact by autograd (one backward pass per coordinate) when
+    ``divergence="exact"``, or ``"auto"`` and the dimension D is at most 16;
+    otherwise the Hutchinson-Skilling estimator
+    :math:`\nabla\cdot\tilde f \approx \frac1P\sum_{p} v_p^\top (\partial\tilde f/\partial x)\, v_p`
+    with P = ``n_probes`` probes (Rademacher or Gaussian) drawn once and fixed
+    for the whole solve, which keeps the ODE smooth and the estimate unbiased.
 
     Parameters
     ----------
     score : callable ``score(x, t)``
+        Must be differentiable in ``x`` (autograd).
     x0 : Tensor of shape (n, ...)
-        Data points.
-    sde : VESDE or VPSDE (with ``prior_log_prob``)
+        Data points (cast to float64).
+    sde : VESDE or VPSDE
     eps : float, default 1e-5
-    divergence : {"auto", "exact", "hutchinson"}
+        Start time of the ODE, in (0, T).
+    divergence : {"auto", "exact", "hutchinson"}, default "auto"
     n_probes : int, default 1
     generator : torch.Generator, optional
         Draws the Hutchinson probes.
     rtol, atol : float, default 1e-5
     method : str, default "RK45"
+    probe : {"rademacher", "gaussian"}, default "rademacher"
 
     Returns
     -------
-    Tensor of shape (n,): log-density in nats (float64).
+    Tensor of shape (n,), float64
+        :math:`\log p(x_0)` in nats per sample (not per dimension).
     """
-    if not torch.is_tensor(x0) or not x0.is_floating_point() or x0.ndim < 2 or x0.shape[0] == 0:
-        raise ValueError("x0 must be a non-empty floating tensor of shape (n, ...)")
-    if not torch.isfinite(x0).all():
-        raise ValueError("x0 contains NaN or infinite values")
+    _check_data(x0)
+    _check_sde(sde)
+    _check_eps(eps, sde)
+    _check_solver(rtol, atol, method)
     if divergence not in ("auto", "exact", "hutchinson"):
         raise ValueError(f"divergence must be 'auto', 'exact' or 'hutchinson', got {divergence!r}")
+    if probe not in ("rademacher", "gaussian"):
+        raise ValueError(f"probe must be 'rademacher' or 'gaussian', got {probe!r}")
     check_positive_int(n_probes, "n_probes")
+    score_fn = _score_fn(score)
     x0 = x0.double()
     shape, n, device = x0.shape, x0.shape[0], x0.device
     exact = divergence == "exact" or (divergence == "auto" and x0[0].numel() <= 16)
-    probes = None if exact else [
-        (torch.randint(0, 2, shape, generator=generator).double() * 2 - 1).to(device) for _ in range(n_probes)]
+    probes = None
+    if not exact:
+        gen_device = generator.device if generator is not None else device
+        if probe == "rademacher":
+            probes = [(torch.randint(0, 2, shape, generator=generator, device=gen_device).double() * 2 - 1).to(device)
+                      for _ in range(n_probes)]
+        else:
+            probes = [_randn(shape, generator, torch.float64, device) for _ in range(n_probes)]
 
     def rhs(t, y):
         xt = torch.from_numpy(y[:-n]).reshape(shape).to(device)
         tt = torch.full((n,), t, dtype=torch.float64, device=device)
-        drift, div = _divergence(lambda z: _flow_drift(score, sde, z, tt), xt, probes)
+        drift, div = _divergence(lambda z: _flow_drift(score_fn, sde, z, tt), xt, probes)
         return np.concatenate([drift.reshape(-1).cpu().numpy(), div.cpu().numpy()])
 
     y0 = np.concatenate([x0.reshape(-1).cpu().numpy(), np.zeros(n)])
     sol = solve_ivp(rhs, (eps, sde.T), y0, rtol=rtol, atol=atol, method=method)
     if not sol.success:
         raise RuntimeError(f"probability-flow ODE failed: {sol.message}")
-    x_T = torch.from_numpy(sol.y[:-n, -1]).reshape(shape)
-    delta = torch.from_numpy(sol.y[-n:, -1])
-    return sde.prior_log_prob(x_T) + delta
+    x_T = torch.from_numpy(sol.y[:-n, -1].copy()).reshape(shape)
+    delta = torch.from_numpy(sol.y[-n:, -1].copy())
+    return (sde.prior_log_prob(x_T) + delta).to(device)
 
 
 def bits_per_dim(score, x0, sde, n_levels=None, data_range=(0.0, 1.0), generator=None, **kwargs):
-    r"""Negative log-likelihood in bits per dimension.
+    r"""Negative log-likelihood in bits per dimension, with uniform dequantization for discrete data.
 
-    Continuous data (``n_levels=None``): :math:`-\log_2 p(x) / D`. Discrete
-    data on ``n_levels`` equally spaced values spanning ``data_range`` (bin
-    width :math:`w`): uniform dequantization :math:`\tilde x = x + w(u - \tfrac12)`,
-    :math:`u \sim U[0,1)^D`, and the variational bound of the discrete
-    likelihood
+    What is measured, per sample, with D the number of coordinates:
 
-    .. math:: \mathrm{bpd} = -\frac{\log p(\tilde x) + D \log w}{D \log 2},
+    * Continuous data (``n_levels=None``): the model density at the given points,
+      :math:`\mathrm{bpd}(x) = -\log p(x) / (D \ln 2)`, with :math:`\log p`
+      from :func:`log_likelihood`.
+    * Discrete data (``n_levels=L``): every coordinate takes one of the L
+      values :math:`a + k w`, :math:`w = (b - a)/(L - 1)`, on
+      ``data_range = (a, b)`` (checked; e.g. 8-bit images scaled to [0, 1]
+      have L = 256, w = 1/255). The value :math:`v` owns the bin
+      :math:`[v - w/2, v + w/2)`. Uniform dequantization
+      :math:`\tilde x = x + w (u - \tfrac12)`, :math:`u \sim U[0, 1)^D` (one
+      draw from ``generator``), and Jensen's inequality give the variational
+      bound on the discrete probability :math:`P(x) = \int_{\mathrm{bin}(x)} p`,
 
-    as in Song et al. (2021, App. D.2) for 8-bit images (``n_levels=256``).
-    Lower is better; values depend on the data's scaling and are comparable
-    only for one preprocessing.
+      .. math::
+
+          -\frac{\log_2 P(x)}{D} \le \mathbb E_u\, \mathrm{bpd}(x), \qquad
+          \mathrm{bpd}(x) = -\frac{\log p(\tilde x) + D \ln w}{D \ln 2},
+
+      which is what is returned (one draw of :math:`u`; average over samples).
+      This is the uniform-dequantization bpd of Song et al. (2021, App. D.2) and
+      of the ScoreFusion paper's EMNIST table (Sec. 5.2), up to where the bins
+      lie: Song et al. rescale the data to :math:`(k + u)/256`, here the data
+      keep their scale and the bins are centred on the values.
+
+    Lower is better; values depend on the data's scaling and are comparable only
+    for one preprocessing.
 
     Parameters
     ----------
     score : callable ``score(x, t)``
     x0 : Tensor of shape (n, ...)
     sde : VESDE or VPSDE
-    n_levels : int, optional
+    n_levels : int >= 2, optional
+        Number of discrete levels; None for continuous data.
     data_range : (float, float), default (0, 1)
+        (a, b), the lowest and highest level.
     generator : torch.Generator, optional
         Dequantization noise and Hutchinson probes.
     **kwargs
-        Passed to :func:`log_likelihood`.
+        Passed to :func:`log_likelihood` (eps, divergence, n_probes, rtol, atol, method, probe).
 
     Returns
     -------
-    Tensor of shape (n,)
+    Tensor of shape (n,), float64
+        Bits per dimension of each sample.
     """
+    _check_data(x0)
     dim = x0[0].numel()
     offset = 0.0
     if n_levels is not None:
         check_positive_int(n_levels, "n_levels")
         if n_levels < 2:
             raise ValueError(f"n_levels must be at least 2, got {n_levels}")
-        width = (data_range[1] - data_range[0]) / (n_levels - 1)
-        u = torch.rand(x0.shape, generator=generator, dtype=torch.float64).to(x0.device)
+        try:
+            low, high = (float(v) for v in data_range)
+        except (TypeError, ValueError):
+            raise ValueError(f"data_range must be a pair (low, high), got {data_range!r}") from None
+        if not high > low:
+            raise ValueError(f"data_range must satisfy low < high, got {data_range!r}")
+        width = (high - low) / (n_levels - 1)
+        levels = (x0.double() - low) / width
+        if (levels < -1e-6).any() or (levels > n_levels - 1 + 1e-6).any():
+            raise ValueError(f"x0 has values outside data_range {data_range!r}")
+        if (levels - levels.round()).abs().max() > 1e-3:
+            raise ValueError(f"x0 is not on the grid of {n_levels} levels spanning {data_range!r}; "
+                             "use n_levels=None for continuous data")
+        gen_device = generator.device if generator is not None else x0.device
+        u = torch.rand(x0.shape, generator=generator, dtype=torch.float64, device=gen_device).to(x0.device)
         x0 = x0.double() + width * (u - 0.5)
         offset = dim * math.log(width)
     logp = log_likelihood(score, x0, sde, generator=generator, **kwargs)

@@ -36,7 +36,7 @@ def exact_start(dist, sde, n, seed):
 
 @pytest.mark.parametrize("sde", [VP, VE], ids=["VP", "VE"])
 def test_probability_flow_maps_p_T_to_the_target(sde):
-    n = 2000
+    n = 1000
     x_T = exact_start(GAUSS_2D, sde, n, seed=0)
     x, nfe = sampling.probability_flow(sf.AnalyticScore(GAUSS_2D, sde), sde, x_T=x_T, return_nfe=True)
     assert x.dtype == torch.float64 and x.shape == (n, 2) and nfe > 10
@@ -68,69 +68,67 @@ def test_probability_flow_is_exact_pointwise_for_a_gaussian():
 
 def test_probability_flow_from_the_prior_with_vp():
     # VP: p_T differs from N(0, I) by scale_T |m| ~ 0.007, far below the MC tolerance
-    x = sampling.probability_flow(sf.AnalyticScore(GAUSS_2D, VP), VP, shape=(1500, 2), generator=gen(2))
-    assert torch.allclose(x.mean(0), GAUSS_2D.means[0], atol=4 * math.sqrt(2.0 / 1500))
+    x = sampling.probability_flow(sf.AnalyticScore(GAUSS_2D, VP), VP, shape=(1000, 2), generator=gen(2))
+    assert torch.allclose(x.mean(0), GAUSS_2D.means[0], atol=4 * math.sqrt(2.0 / 1000))
 
 
 # ---------------------------------------------------------------- likelihood
+
+
+class ExactTerminal:
+    """The SDE with its prior replaced by the exact noised marginal p_T (the VE prior N(0, std_T^2) is not p_T)."""
+
+    def __init__(self, sde, dist):
+        self.inner, self.dist, self.T = sde, dist, sde.T
+
+    def marginal(self, t):
+        return self.inner.marginal(t)
+
+    def sde(self, x, t):
+        return self.inner.sde(x, t)
+
+    def prior_sample(self, *args, **kwargs):
+        return self.inner.prior_sample(*args, **kwargs)
+
+    def prior_log_prob(self, z):
+        return self.dist.noised(self.inner, self.T).log_prob(z)
 
 
 @pytest.mark.parametrize("sde", [VP, VE], ids=["VP", "VE"])
 @pytest.mark.parametrize("dist", [sf.Gaussian([0.5], [[2.0]]), GAUSS_2D, MIX_1D], ids=["1d", "2d", "mix1d"])
 def test_log_likelihood_matches_the_closed_form(dist, sde):
     x0 = dist.sample(20, generator=gen(3))
-    # the model density at eps is p_eps = p_0 convolved with N(0, std_eps^2), std_eps^2 ~ 1e-5
+    # the model density at eps is p_eps = p_0 convolved with N(0, std_eps^2 I), std_eps^2 ~ 1e-5
     exact = dist.noised(sde, 1e-5).log_prob(x0)
-    start = exact_start(dist, sde, 1, 0)  # only to build x_T distribution below
-    del start
-    if isinstance(sde, sf.VESDE):  # the VE prior N(0, std_T^2) is not p_T: correct with the exact p_T
-        score = sf.AnalyticScore(dist, sde)
-        ll = sampling.log_likelihood(score, x0, sde)
-        # prior mismatch term: log p_T(x_T) - log prior(x_T); recompute with the exact terminal density
-        ll_exact_prior = _log_likelihood_with_exact_terminal(dist, sde, x0)
-        assert torch.allclose(ll_exact_prior, exact, atol=1e-2)  # 1e-2 nats: ODE tolerance 1e-5
-        assert ll.shape == (20,) and torch.isfinite(ll).all()
-    else:
-        ll = sampling.log_likelihood(sf.AnalyticScore(dist, sde), x0, sde)
-        assert ll.shape == (20,) and ll.dtype == torch.float64
-        assert torch.allclose(ll, exact, atol=1e-2)  # 1e-2 nats (VP prior N(0,I) = p_T up to ~1e-4 nats)
-
-
-def _log_likelihood_with_exact_terminal(dist, sde, x0):
-    """log_likelihood with the prior replaced by the exact noised marginal p_T (a VE-SDE test aid)."""
-
-    class ExactTerminal:
-        T = sde.T
-        marginal, sde_, prior_sample = sde.marginal, sde.sde, sde.prior_sample
-
-        def sde(self, x, t):
-            return sde.sde(x, t)
-
-        def prior_log_prob(self, z):
-            return dist.noised(sde, sde.T).log_prob(z)
-
-    return sampling.log_likelihood(sf.AnalyticScore(dist, sde), x0, ExactTerminal())
+    score = sf.AnalyticScore(dist, sde)
+    ll = sampling.log_likelihood(score, x0, ExactTerminal(sde, dist))
+    assert ll.shape == (20,) and ll.dtype == torch.float64
+    assert torch.allclose(ll, exact, atol=1e-2)  # 1e-2 nats: ODE tolerances 1e-5
+    if isinstance(sde, sf.VPSDE):
+        # with VP the plain prior N(0, I) differs from p_T by its mean scale_T m (|scale_T| = 0.0066),
+        # i.e. log-densities by ~ x_T . scale_T m: a few 1e-2 nats for |m| ~ 2
+        assert torch.allclose(sampling.log_likelihood(score, x0, sde), exact, atol=6e-2)
 
 
 def test_log_likelihood_hutchinson_in_20d():
     """20-D correlated Gaussian (so the Rademacher estimator is not exact): Hutchinson vs closed form."""
-    d, n = 20, 64
+    d, n = 20, 48
     g = gen(4)
     a = torch.randn(d, d, generator=g, dtype=torch.float64) / math.sqrt(d)
     dist = sf.Gaussian(torch.randn(d, generator=g, dtype=torch.float64), a @ a.T + 0.5 * torch.eye(d, dtype=torch.float64))
     x0 = dist.sample(n, generator=g)
     exact = dist.noised(VP, 1e-5).log_prob(x0)
-    score = sf.AnalyticScore(dist, VP)
-    ll_exact_div = sampling.log_likelihood(score, x0, VP, divergence="exact", rtol=1e-4, atol=1e-4)
+    score, sde = sf.AnalyticScore(dist, VP), ExactTerminal(VP, dist)  # exact p_T: no prior mismatch
+    ll_exact_div = sampling.log_likelihood(score, x0, sde, divergence="exact", rtol=1e-4, atol=1e-4)
     assert torch.allclose(ll_exact_div, exact, atol=2e-2)  # exact divergence: solver accuracy only
     for probe in ("rademacher", "gaussian"):
-        ll = sampling.log_likelihood(score, x0, VP, n_probes=4, generator=gen(5), probe=probe, rtol=1e-4, atol=1e-4)
+        ll = sampling.log_likelihood(score, x0, sde, n_probes=4, generator=gen(5), probe=probe, rtol=1e-4, atol=1e-4)
         err = ll - exact
-        # unbiased estimator: the mean error over 64 points is within 4 standard errors (+ solver slack)
+        # unbiased estimator: the mean error over 48 points is within 4 standard errors (+ solver slack)
         assert abs(float(err.mean())) < 4 * float(err.std()) / math.sqrt(n) + 0.02, probe
-        # and each point is within 3 nats (its noise is ~0.5-1 nat with 4 probes here)
-        assert float(err.abs().max()) < 3.0, probe
-        assert float(err.std()) > 1e-3  # the estimator is really stochastic here (non-diagonal covariance)
+        # per-point noise: measured std ~1 nat with 4 probes here; the estimator is really stochastic
+        # (non-diagonal covariance, so even Rademacher probes are not exact)
+        assert 1e-2 < float(err.std()) < 2.0, probe
 
 
 def test_log_likelihood_is_reproducible_with_a_generator():
@@ -167,14 +165,14 @@ def test_bits_per_dim_continuous_and_discrete():
 def test_network_scores_run_in_their_own_precision():
     torch.manual_seed(0)
     net = ScoreMLP(VP, 2, hidden=16, depth=1)  # float32 weights; the ODE state is float64
-    x = sampling.probability_flow(net, VP, shape=(4, 2), generator=gen(12), rtol=1e-3, atol=1e-3)
+    x = sampling.probability_flow(net, VP, shape=(4, 2), generator=gen(12), rtol=1e-2, atol=1e-2)
     assert x.dtype == torch.float64 and torch.isfinite(x).all()
-    ll = sampling.log_likelihood(net, x.float(), VP, rtol=1e-3, atol=1e-3)
+    ll = sampling.log_likelihood(net, x.float(), VP, rtol=1e-2, atol=1e-2)
     assert ll.shape == (4,) and torch.isfinite(ll).all()
     y = sampling.euler_maruyama(net, VP, (4, 2), n_steps=5, generator=gen(13), dtype=torch.float64)
     assert y.dtype == torch.float64
     fused = sf.FusedScore([net, ScoreMLP(VP, 2, hidden=16, depth=1)], [0.5, 0.5])
-    assert sampling.probability_flow(fused, VP, shape=(3, 2), generator=gen(14), rtol=1e-3, atol=1e-3).shape == (3, 2)
+    assert sampling.probability_flow(fused, VP, shape=(3, 2), generator=gen(14), rtol=1e-2, atol=1e-2).shape == (3, 2)
 
 
 # ---------------------------------------------------------------- stochastic samplers
@@ -183,25 +181,20 @@ def test_network_scores_run_in_their_own_precision():
 @pytest.mark.parametrize("sampler", ["em", "pc"])
 @pytest.mark.parametrize("sde", [VP, VE], ids=["VP", "VE"])
 def test_sde_samplers_recover_a_1d_mixture(sampler, sde):
+    """VP starts from its prior N(0, I) (= p_T up to 0.0066 |m|); VE from the exact p_T (its prior is not p_T)."""
     n = 4000
-    x_T = exact_start(MIX_1D, sde, n, seed=15).float()
+    start = {"shape": (n, 1)} if sde is VP else {"x_T": exact_start(MIX_1D, sde, n, seed=15).float()}
     score = sf.AnalyticScore(MIX_1D, sde)
     if sampler == "em":
-        x = sampling.euler_maruyama(score, sde, x_T=x_T, n_steps=300, generator=gen(16))
+        x = sampling.euler_maruyama(score, sde, n_steps=100, generator=gen(16), **start)
     else:
-        x = sampling.predictor_corrector(score, sde, x_T=x_T, n_steps=150, generator=gen(16))
+        x = sampling.predictor_corrector(score, sde, n_steps=100, generator=gen(16), **start)
     x = x.double().squeeze(1)
-    # MC standard errors: mean sqrt(var/n) = 0.027, variance var sqrt(2/n)-ish ~ 0.07, weight 0.007;
-    # discretisation bias measured < 0.05 at these step counts
+    # MC standard errors at n = 4000: mean 0.028, variance ~0.07, weight of the left mode 0.007.
+    # Bias measured with n = 20000 at 100 steps: mean < 0.01, variance < 0.03, weight +0.011.
     assert abs(float(x.mean()) - MIX_MEAN) < 0.12
     assert abs(float(x.var()) - MIX_VAR) < 0.3
-    assert abs(float((x < 0).double().mean()) - 0.3) < 0.03
-
-
-def test_em_from_the_prior_with_vp():
-    x = sampling.euler_maruyama(sf.AnalyticScore(MIX_1D, VP), VP, (3000, 1), n_steps=300, generator=gen(17))
-    assert abs(float(x.mean()) - MIX_MEAN) < 0.12  # 4 se (0.03) + bias
-    assert abs(float(x.var()) - MIX_VAR) < 0.3
+    assert abs(float((x < 0).double().mean()) - 0.3) < 0.04
 
 
 @pytest.mark.parametrize("sampler", [sampling.euler_maruyama, sampling.predictor_corrector])
