@@ -1,19 +1,28 @@
 """Training: the loss decreases, determinism, resume after a kill, DDP on CPU, bad input."""
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
 import torch
 
 import scorefusion as sf
 from scorefusion.nets import ScoreMLP, ScoreUNet
-from scorefusion.train import train_score_model
+from scorefusion.train import _shard, train_score_model
 
 SDE = sf.VESDE()
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models: one intra-op thread is faster on a shared machine, and matches the child processes."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def data(n=512):
@@ -43,7 +52,7 @@ def test_same_seed_same_weights():
 
 
 def test_resume_after_interruption_gives_identical_weights(tmp_path):
-    kwargs = dict(epochs=4, batch_size=64, progress=False)
+    kwargs = {"epochs": 4, "batch_size": 64, "progress": False}
     reference = train_score_model(fresh_mlp(), data(), SDE, generator=torch.Generator().manual_seed(3), **kwargs)
     ckpt = tmp_path / "run.pt"
     with pytest.raises(KeyboardInterrupt):  # killed mid-epoch 3 (8 steps per epoch)
@@ -58,36 +67,46 @@ def test_resume_after_interruption_gives_identical_weights(tmp_path):
 
 
 def test_resume_after_a_real_kill(tmp_path):
-    """A child process is killed by SIGKILL while training; a resumed run matches an uninterrupted one."""
+    """A child process SIGKILLs itself in the middle of epoch 3 (at its 20th forward pass, 8 steps per epoch);
+    resuming from its checkpoint ends with exactly the weights of an uninterrupted run."""
     script = tmp_path / "child.py"
     ckpt = tmp_path / "kill.pt"
-    script.write_text(textwrap.dedent(f"""
-        import sys, torch, scorefusion as sf
+    script.write_text(textwrap.dedent("""
+        import os, signal, sys, torch, scorefusion as sf
         from scorefusion.nets import ScoreMLP
         from scorefusion.train import train_score_model
         mix = sf.GaussianMixture([0.5, 0.5], [[-2.0, 0.0], [2.0, 1.0]], [torch.eye(2).tolist()] * 2)
         x = mix.sample(512, generator=torch.Generator().manual_seed(0)).float()
         torch.manual_seed(0)
         model = ScoreMLP(sf.VESDE(), 2, hidden=32, depth=2)
+        if len(sys.argv) > 4:  # die without warning at the k-th forward pass
+            calls = [0]
+            def hook(module, args):
+                calls[0] += 1
+                if calls[0] == int(sys.argv[4]):
+                    os.kill(os.getpid(), signal.SIGKILL)
+            model.register_forward_pre_hook(hook)
         out = train_score_model(model, x, sf.VESDE(), epochs=int(sys.argv[1]), batch_size=64, progress=False,
                                 generator=torch.Generator().manual_seed(4), checkpoint=sys.argv[2])
         torch.save(out.model.state_dict(), sys.argv[3])
     """))
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    # an uninterrupted run
-    subprocess.run([sys.executable, str(script), "8", str(tmp_path / "ref.pt"), str(tmp_path / "ref_w.pt")],
-                   check=True, env=env)
-    # a run killed as soon as its first checkpoint exists
-    proc = subprocess.Popen([sys.executable, str(script), "8", str(ckpt), str(tmp_path / "x.pt")], env=env)
-    while not ckpt.exists() and proc.poll() is None:
-        time.sleep(0.005)
-    proc.kill()
-    proc.wait()
-    assert ckpt.exists() and not (tmp_path / "x.pt").exists()
-    subprocess.run([sys.executable, str(script), "8", str(ckpt), str(tmp_path / "resumed_w.pt")], check=True,
-                   env=env)
-    ref, resumed = torch.load(tmp_path / "ref_w.pt"), torch.load(tmp_path / "resumed_w.pt")
-    assert all(torch.equal(ref[k], resumed[k]) for k in ref)
+    killed = subprocess.run([sys.executable, str(script), "5", str(ckpt), str(tmp_path / "x.pt"), "20"], check=False,
+                            env=env)
+    assert killed.returncode == -signal.SIGKILL
+    assert torch.load(ckpt, weights_only=False)["epoch"] == 2 and not (tmp_path / "x.pt").exists()
+    assert not list(tmp_path.glob("*.tmp"))
+
+    # resume here (one thread, like the child) and compare with an uninterrupted run
+    def run(checkpoint):
+        torch.manual_seed(0)
+        model = ScoreMLP(sf.VESDE(), 2, hidden=32, depth=2)
+        return train_score_model(model, data(), sf.VESDE(), epochs=5, batch_size=64, progress=False,
+                                 generator=torch.Generator().manual_seed(4), checkpoint=checkpoint).model.state_dict()
+
+    resumed, ref = run(ckpt), run(None)
+    assert ref.keys() == resumed.keys() and all(torch.equal(ref[k], resumed[k]) for k in ref)
+    assert torch.load(ckpt, weights_only=False)["epoch"] == 5
 
 
 def test_ddp_on_cpu_with_two_processes(tmp_path):
@@ -96,7 +115,7 @@ def test_ddp_on_cpu_with_two_processes(tmp_path):
         import sys, torch, torch.distributed as dist, scorefusion as sf
         from scorefusion.nets import ScoreMLP
         from scorefusion.train import train_score_model
-        x = torch.randn(256, 2, generator=torch.Generator().manual_seed(0))
+        x = torch.randn(255, 2, generator=torch.Generator().manual_seed(0))  # odd n: shards are padded
         torch.manual_seed(0)
         out = train_score_model(ScoreMLP(sf.VESDE(), 2, hidden=16, depth=1), x, sf.VESDE(), epochs=2,
                                 batch_size=32, progress=False, device="cpu",
@@ -105,16 +124,32 @@ def test_ddp_on_cpu_with_two_processes(tmp_path):
         gathered = [torch.zeros_like(flat) for _ in range(dist.get_world_size())]
         dist.all_gather(gathered, flat)
         assert torch.equal(gathered[0], gathered[1]), "replicas diverged"
+        assert len(out.losses) == 2
         if dist.get_rank() == 0:
             print("DDP-OK", dist.get_world_size())
         dist.destroy_process_group()
     """))
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=29517",
-                           str(script), str(tmp_path / "ddp.pt")], capture_output=True, text=True, timeout=240,
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                           str(script), str(tmp_path / "ddp.pt")], check=False, capture_output=True, text=True, timeout=240,
                           env=dict(os.environ, OMP_NUM_THREADS="1"))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "DDP-OK 2" in proc.stdout
-    assert (tmp_path / "ddp.pt").exists()
+    state = torch.load(tmp_path / "ddp.pt", weights_only=False)
+    assert state["epoch"] == 2 and state["run"]["world"] == 2
+
+
+@pytest.mark.parametrize("n, world", [(10, 3), (2, 4), (8, 2), (1, 1)])
+def test_shards_are_equal_and_cover_the_data(n, world):
+    shards = [_shard(n, torch.Generator().manual_seed(0), r, world) for r in range(world)]
+    assert len({s.numel() for s in shards}) == 1 and shards[0].numel() == -(-n // world)
+    assert set(torch.cat(shards).tolist()) == set(range(n))
+
+
+def test_checkpoint_of_another_run_is_refused(tmp_path):
+    ckpt = tmp_path / "a.pt"
+    train_score_model(fresh_mlp(), data(64), SDE, epochs=1, batch_size=16, progress=False, checkpoint=ckpt)
+    with pytest.raises(ValueError, match="another run"):
+        train_score_model(fresh_mlp(), data(128), SDE, epochs=2, batch_size=16, progress=False, checkpoint=ckpt)
 
 
 def test_unet_trains_on_images():
@@ -126,16 +161,16 @@ def test_unet_trains_on_images():
 
 
 @pytest.mark.parametrize("kwargs, error, fragment", [
-    (dict(data=torch.zeros(0, 2)), ValueError, "data"),
-    (dict(data=torch.tensor([[float("nan"), 0.0]])), ValueError, "NaN"),
-    (dict(data=torch.zeros(4, 2, dtype=torch.long)), TypeError, "data"),
-    (dict(epochs=0), ValueError, "epochs"),
-    (dict(batch_size=0), ValueError, "batch_size"),
-    (dict(lr=-1.0), ValueError, "lr"),
-    (dict(ema=1.0), ValueError, "ema"),
+    ({"data": torch.zeros(0, 2)}, ValueError, "data"),
+    ({"data": torch.tensor([[float("nan"), 0.0]])}, ValueError, "NaN"),
+    ({"data": torch.zeros(4, 2, dtype=torch.long)}, TypeError, "data"),
+    ({"epochs": 0}, ValueError, "epochs"),
+    ({"batch_size": 0}, ValueError, "batch_size"),
+    ({"lr": -1.0}, ValueError, "lr"),
+    ({"ema": 1.0}, ValueError, "ema"),
 ])
 def test_bad_input(kwargs, error, fragment):
-    args = dict(data=torch.zeros(8, 2), epochs=1, batch_size=4, progress=False)
+    args = {"data": torch.zeros(8, 2), "epochs": 1, "batch_size": 4, "progress": False}
     args.update(kwargs)
     with pytest.raises(error, match=fragment):
         train_score_model(fresh_mlp(), sde=SDE, **args)
