@@ -1,11 +1,19 @@
 """Time-conditioned score networks.
 
-Both networks condition on the noise level through Fourier features of
-:math:`\\log \\mathrm{std}_t` (well spread from the paper's tiny fusion times
-up to T), scale their input by :math:`c_\\mathrm{in} = 1/\\sqrt{\\mathrm{scale}_t^2 + \\mathrm{std}_t^2}`
-and divide their output by :math:`\\mathrm{std}_t`, so that the raw network
-predicts :math:`-z` and the module returns a score (Song et al. 2021; the
-preconditioning follows the idea of Karras et al. 2022).
+Both networks condition on the noise level through Gaussian Fourier features
+(Tancik et al. 2020, as in Song's score-SDE tutorial) of
+:math:`c_\\mathrm{noise} = \\tfrac14\\log \\mathrm{std}_t` rather than of t: the
+log-std spreads the paper's tiny fusion times (t ~ 1e-7..1e-4, std ~ 1e-3..1e-2)
+and the large ones over a range of a few units, where t itself would crowd them
+at 0. They scale their input by
+:math:`c_\\mathrm{in} = 1/\\sqrt{\\mathrm{scale}_t^2 + \\mathrm{std}_t^2}` and divide their
+output by :math:`\\mathrm{std}_t`, so that the raw network predicts :math:`-z`
+(unit scale at every t) and the module returns a score (Song et al. 2021,
+Sec. 3.3 and the tutorial's output scaling; the input scaling follows the
+preconditioning idea of Karras et al. 2022). Neither uses BatchNorm or in-place
+operations, so K copies can be stacked with ``torch.func`` and evaluated in one
+``vmap`` call (:class:`~scorefusion.scores.FusedScore`, the fused score
+:math:`\\sum_i \\lambda_i s_i` of Liu et al. 2025, Sec. 4).
 """
 
 import math
@@ -44,6 +52,8 @@ def _noise_conditioning(sde, x, t):
     t = torch.as_tensor(t, dtype=x.dtype, device=x.device)
     if t.ndim == 0:
         t = t.expand(x.shape[0])
+    if t.shape != (x.shape[0],):
+        raise ValueError(f"t must be a float or have shape ({x.shape[0]},), got {tuple(t.shape)}")
     scale, std = sde.marginal(t)
     scale, std = scale.to(x.dtype), std.to(x.dtype)
     return t, torch.rsqrt(scale**2 + std**2), torch.log(std) / 4, std
@@ -54,16 +64,26 @@ class ScoreMLP(nn.Module):
 
     .. math:: s_\theta(x, t) = \frac{F_\theta(c_\mathrm{in}(t)\, x,\ \log\mathrm{std}_t)}{\mathrm{std}_t}
 
+    where :math:`F_\\theta` is an MLP (SiLU) on the concatenation of the scaled
+    input and the Fourier features of :math:`\\tfrac14 \\log\\mathrm{std}_t`.
+
     Parameters
     ----------
     sde : VESDE or VPSDE
+        Gives :math:`\\mathrm{scale}_t, \\mathrm{std}_t` through ``sde.marginal``.
     dim : int
         Data dimension d; inputs have shape (n, d).
     hidden : int, default 128
+        Width of the hidden layers.
     depth : int, default 3
-        Hidden layers.
+        Number of hidden layers.
     embed_dim : int, default 64
-        Size of the noise-level features.
+        Size of the noise-level features (even).
+
+    Notes
+    -----
+    ``forward(x, t)``: ``x`` of shape (n, d), ``t`` a float or of shape (n,)
+    in (0, T]; returns the score, shape (n, d).
     """
 
     def __init__(self, sde, dim, hidden=128, depth=3, embed_dim=64):
@@ -118,9 +138,13 @@ class ScoreUNet(nn.Module):
     BatchNorm, so that K copies can be stacked and evaluated together with
     ``torch.func`` (see :class:`~scorefusion.scores.FusedScore`).
 
+    Sizes: 8x8 (digits on CPU, ``base=16``) to 32x32 (``channel_mult=(1, 2, 2)``
+    on GPU); the default (``base=32``) has about 0.41 M parameters.
+
     Parameters
     ----------
     sde : VESDE or VPSDE
+        Gives :math:`\\mathrm{scale}_t, \\mathrm{std}_t` through ``sde.marginal``.
     channels : int, default 1
     image_size : int, default 8
         H = W; must be divisible by ``2 ** (len(channel_mult) - 1)``.
@@ -129,7 +153,12 @@ class ScoreUNet(nn.Module):
     channel_mult : tuple of int, default (1, 2)
         Channel multipliers per resolution; use (1, 2, 2) for 32x32.
     groups : int, default 8
-        GroupNorm groups.
+        GroupNorm groups (capped by the channel count).
+
+    Notes
+    -----
+    ``forward(x, t)``: ``x`` of shape (n, C, H, W), ``t`` a float or of shape
+    (n,) in (0, T]; returns the score, shape (n, C, H, W).
     """
 
     def __init__(self, sde, channels=1, image_size=8, base=32, channel_mult=(1, 2), groups=8):

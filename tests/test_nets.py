@@ -38,6 +38,37 @@ def test_fused_unets_are_batched_and_match_the_loop():
         assert torch.allclose(fused(x, t), loop, atol=1e-5)
 
 
+@pytest.mark.parametrize("size", [8, 16, 32])
+def test_unet_default_layout_for_each_supported_size(size):
+    net = ScoreUNet(sf.VPSDE(), image_size=size, base=8)
+    x = torch.randn(2, 1, size, size)
+    out = net(x, torch.full((2,), 0.3))
+    assert out.shape == x.shape and torch.isfinite(out).all()
+
+
+def test_score_scales_like_one_over_std_exactly():
+    """The module returns raw / std_t: multiplying by std_t gives a function of (c_in x, log std) only."""
+    torch.manual_seed(0)
+    sde = sf.VESDE()
+    net = ScoreMLP(sde, 3, hidden=16, depth=2)
+    x, t = torch.randn(5, 3), torch.rand(5) * 0.9 + 0.1
+    scale, std = sde.marginal(t)
+    c_in = 1 / torch.sqrt(scale**2 + std**2)
+    raw = net.net(torch.cat([x * c_in[:, None], net.embed(torch.log(std) / 4)], dim=1))
+    assert torch.allclose(net(x, t) * std[:, None], raw, atol=1e-6)
+
+
+def test_fused_mlps_are_batched_and_gradients_flow():
+    torch.manual_seed(0)
+    nets = [ScoreMLP(sf.VPSDE(), 2, hidden=16) for _ in range(3)]
+    fused = sf.FusedScore(nets, [0.5, 0.25, 0.25])
+    x = torch.randn(4, 2, requires_grad=True)
+    assert fused.batched
+    out = fused(x, torch.full((4,), 0.2))
+    (grad,) = torch.autograd.grad(out.sum(), x)  # the likelihood's divergence needs this
+    assert grad.shape == x.shape and torch.isfinite(grad).all()
+
+
 def test_bad_inputs():
     with pytest.raises(ValueError, match="x must have shape"):
         ScoreMLP(sf.VESDE(), 3)(torch.zeros(2, 2), torch.ones(2))
@@ -47,3 +78,7 @@ def test_bad_inputs():
         ScoreUNet(sf.VESDE(), image_size=6, channel_mult=(1, 2, 2))
     with pytest.raises(ValueError, match="hidden"):
         ScoreMLP(sf.VESDE(), 2, hidden=0)
+    with pytest.raises(ValueError, match="t must be"):
+        ScoreMLP(sf.VESDE(), 2)(torch.zeros(3, 2), torch.ones(2))
+    with pytest.raises(ValueError, match="even"):
+        ScoreMLP(sf.VESDE(), 2, embed_dim=5)
