@@ -234,6 +234,8 @@ def train_score_model(model, data, sde, epochs=100, batch_size=128, lr=1e-3, ema
         count = 0
         for begin in range(0, order.numel(), batch_size):
             batch = data[order[begin:begin + batch_size]]
+            if use_channels_last:  # indexing returns a contiguous tensor
+                batch = batch.contiguous(memory_format=torch.channels_last)
             t = sample_times(batch.shape[0], sde, t_range, noise_gen, dtype=batch.dtype, device=device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
                 loss = dsm_loss(trained, batch, sde, t=t, generator=noise_gen)

@@ -49,6 +49,9 @@ def test_same_seed_same_weights():
                               generator=torch.Generator().manual_seed(2)).model for _ in range(2)]
     for a, b in zip(runs[0].state_dict().values(), runs[1].state_dict().values()):
         assert torch.equal(a, b)
+    other = train_score_model(fresh_mlp(), data(), SDE, epochs=2, batch_size=64, progress=False,
+                              generator=torch.Generator().manual_seed(3)).model
+    assert not torch.equal(other.net[0].weight, runs[0].net[0].weight)
 
 
 def test_resume_after_interruption_gives_identical_weights(tmp_path):
@@ -155,8 +158,10 @@ def test_checkpoint_of_another_run_is_refused(tmp_path):
 def test_unet_trains_on_images():
     torch.manual_seed(0)
     images = torch.rand(64, 1, 8, 8)
+    # channels_last forced on CPU exercises the CUDA memory-format path
     result = train_score_model(ScoreUNet(SDE, base=8), images, SDE, epochs=3, batch_size=32, progress=False,
-                               generator=torch.Generator().manual_seed(6))
+                               generator=torch.Generator().manual_seed(6), channels_last=True)
+    assert all(torch.isfinite(torch.tensor(result.losses)))
     assert result.model(images[:2], torch.full((2,), 0.5)).shape == (2, 1, 8, 8)
 
 
