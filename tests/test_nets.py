@@ -7,6 +7,15 @@ import scorefusion as sf
 from scorefusion.nets import ScoreMLP, ScoreUNet
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Small tensors: one intra-op thread avoids oversubscribing a shared machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.mark.parametrize("size, mult", [(8, (1, 2)), (16, (1, 2)), (32, (1, 2, 2))])
 def test_unet_shapes(size, mult):
     torch.manual_seed(0)
