@@ -44,6 +44,16 @@ def test_loss_decreases_and_result_is_ema_copy():
     assert len(result.losses) == 15 and result.seconds > 0
 
 
+def test_ema_weights():
+    """ema=0 keeps the last weights (the trained module itself); ema>0 returns an average that differs."""
+    model = fresh_mlp()
+    last = train_score_model(model, data(128), SDE, epochs=2, batch_size=32, ema=0.0, progress=False).model
+    assert all(torch.equal(a, b) for a, b in zip(last.parameters(), model.parameters()))
+    model = fresh_mlp()
+    avg = train_score_model(model, data(128), SDE, epochs=2, batch_size=32, ema=0.9, progress=False).model
+    assert not torch.equal(avg.net[0].weight, model.net[0].weight)
+
+
 def test_same_seed_same_weights():
     runs = [train_score_model(fresh_mlp(), data(), SDE, epochs=2, batch_size=64, progress=False,
                               generator=torch.Generator().manual_seed(2)).model for _ in range(2)]
