@@ -6,14 +6,7 @@ import torch
 import scorefusion as sf
 from scorefusion.nets import ScoreMLP, ScoreUNet
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small tensors: one intra-op thread avoids oversubscribing a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("size, mult", [(8, (1, 2)), (16, (1, 2)), (32, (1, 2, 2))])

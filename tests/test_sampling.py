@@ -22,13 +22,7 @@ MIX_MEAN = 0.3 * -2.0 + 0.7 * 1.5
 MIX_VAR = 0.3 * (0.25 + 4.0) + 0.7 * (0.49 + 2.25) - MIX_MEAN**2
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Small tensors: one intra-op thread avoids oversubscribing a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def gen(seed):

@@ -16,13 +16,7 @@ from scorefusion.train import _shard, train_score_model
 SDE = sf.VESDE()
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: one intra-op thread is faster on a shared machine, and matches the child processes."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def data(n=512):
