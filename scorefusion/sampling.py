@@ -116,6 +116,18 @@ def _check_eps(eps, sde):
 # ----------------------------------------------------------------------------------------------
 
 
+def _reverse_step(score_fn, sde, x, t, dt, generator):
+    r"""One Euler-Maruyama step of the reverse SDE from t to t - dt; returns (x, mean).
+
+    :math:`\bar x = x - [f(x, t) - g(t)^2 s(x, t)]\,\Delta t` and
+    :math:`x' = \bar x + g(t) \sqrt{\Delta t}\, z`, :math:`z \sim N(0, I)`.
+    """
+    drift, g = sde.sde(x, t)
+    g = _bcast(g, x)
+    mean = x - (drift - g**2 * score_fn(x, t)) * dt
+    return mean + g * math.sqrt(dt) * _randn(x.shape, generator, x.dtype, x.device), mean
+
+
 def euler_maruyama(score, sde, shape=None, n_steps=500, eps=1e-3, generator=None, x_T=None, progress=False,
                    device=None, dtype=torch.float32):
     r"""Sample by the Euler-Maruyama discretisation of the reverse-time SDE.
@@ -173,11 +185,7 @@ def euler_maruyama(score, sde, shape=None, n_steps=500, eps=1e-3, generator=None
     with torch.no_grad():
         for k in tqdm(range(n_steps), disable=not progress, desc="Euler-Maruyama"):
             t = torch.full((x.shape[0],), float(times[k]), dtype=x.dtype, device=device)
-            dt = float(times[k] - times[k + 1])
-            drift, g = sde.sde(x, t)
-            g = _bcast(g, x)
-            mean = x - (drift - g**2 * score_fn(x, t)) * dt  # reverse drift, stepping t -> t - dt
-            x = mean + g * math.sqrt(dt) * _randn(x.shape, generator, x.dtype, device)
+            x, mean = _reverse_step(score_fn, sde, x, t, float(times[k] - times[k + 1]), generator)
     return mean
 
 
@@ -239,10 +247,7 @@ def predictor_corrector(score, sde, shape=None, n_steps=500, snr=0.16, n_correct
                 step = 2 * alpha * (snr * ratio) ** 2
                 x = x + step * grad + torch.sqrt(2 * step) * z
             # predictor: one Euler-Maruyama step of the reverse SDE, t_k -> t_{k+1}
-            drift, g = sde.sde(x, t)
-            g = _bcast(g, x)
-            mean = x - (drift - g**2 * score_fn(x, t)) * dt
-            x = mean + g * math.sqrt(dt) * _randn(x.shape, generator, x.dtype, device)
+            x, mean = _reverse_step(score_fn, sde, x, t, dt, generator)
     return mean
 
 
