@@ -22,6 +22,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from nbclient import NotebookClient
+from toy_notebooks import MYST_HEADER
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -154,19 +155,8 @@ def test_student_version(md, released):
     assert summary["failed_on_student"] == summary["passed_on_instructor"]
 
 
-_HEADER = """---
-jupytext:
-  text_representation:
-    extension: .md
-    format_name: myst
-kernelspec:
-  display_name: Python 3
-  language: python
-  name: python3
----
-"""
 
-_TOY = _HEADER + """
+_TOY = MYST_HEADER + """
 # Toy
 
 ```{code-cell} ipython3
@@ -220,7 +210,7 @@ assert math.isclose(square(0.5), 0.25)
 def test_pipeline_on_a_toy_notebook(tmp_path):
     (tmp_path / "notebooks").mkdir()
     (tmp_path / "notebooks" / "01_toy.md").write_text(_TOY)
-    (tmp_path / "notebooks" / "02_no_exercise.md").write_text(_HEADER + "\n# None\n")
+    (tmp_path / "notebooks" / "02_no_exercise.md").write_text(MYST_HEADER + "\n# None\n")
     paths = make_assignments.make_assignments(tmp_path)
     assert set(paths) == {"01_toy"}
     course = tmp_path / "_build" / "assignments"

@@ -16,6 +16,7 @@ from pathlib import Path
 import jupytext
 import pytest
 import yaml
+from toy_notebooks import MYST_HEADER
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -27,17 +28,6 @@ PARTS = ["Foundations", "Theory", "Practice at scale", "Related systems", "Assig
 pytestmark = pytest.mark.timeout(1800)
 NOTEBOOK_NAME = re.compile(r"^\d\d_[a-z0-9_]+$")
 
-_NOTEBOOK_HEADER = """---
-jupytext:
-  text_representation:
-    extension: .md
-    format_name: myst
-kernelspec:
-  display_name: Python 3
-  language: python
-  name: python3
----
-"""
 
 
 def _notebooks(root: Path = ROOT) -> list[str]:
@@ -138,7 +128,7 @@ def test_failing_cell_fails_the_build_with_report(tmp_path):
     """A throwaway book: one good notebook (checks fast mode and exercises render), one bad."""
     shutil.copytree(ROOT / "book", tmp_path / "book")
     (tmp_path / "notebooks").mkdir()
-    (tmp_path / "notebooks" / "01_good.md").write_text(_NOTEBOOK_HEADER + """
+    (tmp_path / "notebooks" / "01_good.md").write_text(MYST_HEADER + """
 # Good
 
 ```{code-cell} ipython3
@@ -175,7 +165,7 @@ assert double(2) == 4
 ```
 """)
     (tmp_path / "notebooks" / "02_bad.md").write_text(
-        _NOTEBOOK_HEADER + "\n# Bad\n\n```{code-cell} ipython3\nsecret = 41\n1 / 0\n```\n")
+        MYST_HEADER + "\n# Bad\n\n```{code-cell} ipython3\nsecret = 41\n1 / 0\n```\n")
     toc = yaml.safe_load((tmp_path / "book" / "_toc.yml").read_text())
     toc["parts"].insert(1, {"caption": "Theory", "chapters": [
         {"file": "notebooks/01_good"}, {"file": "notebooks/02_bad"}]})

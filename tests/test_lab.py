@@ -25,24 +25,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 import lab
 
-_TOY = """---
-jupytext:
-  text_representation:
-    extension: .md
-    format_name: myst
-kernelspec:
-  display_name: Python 3
-  language: python
-  name: python3
----
-
-# Toy
-
-```{code-cell} ipython3
-import scorefusion as sf
-```
-"""
-
 
 def _free_port() -> int:
     with socket.socket() as sock:
@@ -58,15 +40,11 @@ def _get(url: str, token: str) -> tuple[int, dict]:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    """JupyterLab on the repository's notebooks/ (a toy copy if none exists yet)."""
+    """JupyterLab on the repository's notebooks/."""
     notebooks = [md for md in sorted((ROOT / "notebooks").glob("*.md"))
                  if "kernelspec" in jupytext.read(md).metadata]
+    assert notebooks, "no MyST notebooks in notebooks/"
     root = ROOT
-    if not notebooks:
-        root = tmp_path_factory.mktemp("labroot")
-        (root / "notebooks").mkdir()
-        (root / "notebooks" / "01_toy.md").write_text(_TOY)
-        notebooks = [root / "notebooks" / "01_toy.md"]
     token = secrets.token_hex(16)
     port = _free_port()
     command = lab.lab_command(root, port=port, extra=[
