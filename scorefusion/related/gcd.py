@@ -1,7 +1,7 @@
 r"""Generalized contrastive divergence: an energy and a diffusion sampler trained jointly (Yoon et al., 2023; PAPERS.md Sec. 4).
 
 An energy-based model :math:`q_\theta(x) \propto e^{-E_\theta(x)}`, data :math:`p` and a
-few-step diffusion sampler :math:`\pi_\phi` play the minimax game
+few-step diffusion sampler :math:`\pi_\phi` play the minimax game (GCD, Sec. 2 of the paper)
 
 .. math::
 
@@ -17,15 +17,21 @@ Choices made here (the paper leaves them open or uses other ones at scale):
 * The sampler is :math:`x_0 \sim \mathcal N(0, I)`,
   :math:`x_{k+1} = x_k + \mu_\phi(x_k, k) + \sigma_k z_k` for :math:`k < K` (learned per-step
   :math:`\sigma_k`), trained by backpropagation through the whole trajectory (:math:`K \le 10`).
-* Its entropy is replaced by the lower bound :math:`H(x_K) \ge H(x_K \mid x_{K-1}) = \tfrac d2
-  \log(2\pi e \sigma_{K-1}^2)`, which the drift cannot inflate (the trajectory entropy
-  :math:`\sum_k d \log\sigma_k` can be, because the drift may contract the noise again).
+* Its entropy :math:`H(x_K)` is replaced by the variational lower bound obtained from a fixed
+  noising chain :math:`r(x_k \mid x_{k+1}) = \mathcal N(\sqrt{1-b_k}\,x_{k+1}, b_k I)` (the DDPM
+  forward kernels, cosine schedule), as in DxMI:
+  :math:`H(x_K) \ge H(x_{0:K}) + \mathbb E_\pi \sum_k \log r(x_k \mid x_{k+1})`. The bound is tight
+  when the sampler is the exact reversal of the chain, so the sampler is pulled toward a K-step
+  diffusion model of :math:`q_\theta`. (The cruder bound :math:`H(x_K) \ge H(x_K \mid x_{K-1})` lets
+  the drift collapse all mass onto one mode: the minimax game then cycles like a GAN.)
 * The energy step adds :math:`\alpha(\mathbb E_p E^2 + \mathbb E_\pi E^2)`, the small penalty of DxMI.
 
-Baselines: contrastive divergence with short-run Langevin MCMC from noise, and a score model
-trained alone. Fusion: the KL barycenter of :math:`q_i \propto e^{-E_i}` has energy
-:math:`\sum_i \lambda_i E_i` exactly; its normaliser (and the maximum-likelihood lam) is computed
-on a grid in 2-D.
+Baselines: the same sampler trained alone by its evidence lower bound (a K-step DDPM,
+:func:`train_diffusion_elbo`), and contrastive divergence with short-run Langevin MCMC from noise.
+Fusion: the KL barycenter of :math:`q_i \propto e^{-E_i}` has energy :math:`\sum_i \lambda_i E_i`
+exactly; its normaliser (and the maximum-likelihood lam) is computed on a grid in 2-D. Score fusion
+of samplers: the drift of a reversed DDPM step is affine in the score, so summing
+:math:`\lambda_i \mu_i` is ScoreFusion's fused score (:class:`FusedSampler`).
 """
 
 import math
@@ -36,10 +42,11 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .._checks import check_points, check_positive_int
+from .._checks import check_points, check_positive_int, check_simplex
 
-__all__ = ["DiffusionSampler", "EnergyMLP", "GCDResult", "energy_density_on_grid", "fit_energy_weights",
-           "grid_sample", "langevin", "train_contrastive_divergence", "train_gcd", "tv_on_grid"]
+__all__ = ["DiffusionSampler", "EnergyMLP", "FusedSampler", "GCDResult", "cosine_betas", "energy_density_on_grid",
+           "fit_energy_weights", "grid_sample", "langevin", "train_contrastive_divergence",
+           "train_diffusion_elbo", "train_gcd", "tv_on_grid"]
 
 
 class EnergyMLP(nn.Module):
@@ -80,45 +87,123 @@ class EnergyMLP(nn.Module):
         return self.net(x).squeeze(-1) + self.confine * x.pow(2).sum(-1)
 
 
+def cosine_betas(n_steps, offset=0.008, max_beta=0.999):
+    r"""Noise levels :math:`b_0, \dots, b_{K-1}` of a K-step DDPM chain, cosine schedule, noise end first.
+
+    .. math:: \bar\alpha(s) = \cos^2\!\Big(\frac{\pi}{2}\,\frac{s + o}{1 + o}\Big),\qquad
+              b_k = 1 - \frac{\bar\alpha\big((K-k)/K\big)}{\bar\alpha\big((K-k-1)/K\big)}\ \text{(at most } b_{\max})
+
+    (Nichol and Dhariwal, 2021). Sampler step k maps :math:`x_k` to :math:`x_{k+1}`; the chain adds
+    noise the other way, :math:`x_k = \sqrt{1-b_k}\,x_{k+1} + \sqrt{b_k}\,\varepsilon`, so
+    :math:`b_0` (next to the prior) is the largest and :math:`b_{K-1}` (next to the data) the smallest.
+
+    Returns
+    -------
+    tensor (n_steps,) float32
+    """
+    check_positive_int(n_steps, "n_steps")
+    s = torch.linspace(0, 1, n_steps + 1, dtype=torch.float64)
+    abar = torch.cos(0.5 * math.pi * (s + offset) / (1 + offset)) ** 2
+    b = (1 - abar[1:] / abar[:-1]).clamp(max=max_beta)  # data-first order
+    return b.flip(0).float()
+
+
 class DiffusionSampler(nn.Module):
     r"""A K-step Gaussian diffusion sampler with learned drift and per-step noise levels.
 
     .. math:: x_0 \sim \mathcal N(0, I),\qquad x_{k+1} = x_k + \mu_\phi(x_k, k) + \sigma_k z_k,\quad z_k \sim \mathcal N(0, I)
 
+    It carries the fixed noising chain :math:`r(x_k \mid x_{k+1}) = \mathcal N(\sqrt{1-b_k}\,x_{k+1}, b_k I)`
+    (:func:`cosine_betas`) against which both its entropy bound (GCD) and its evidence lower bound
+    (DDPM training) are taken. :math:`\sigma_k` starts at :math:`\sqrt{b_k}`.
+
     Parameters
     ----------
     dim : int
     n_steps : int, default 8
+        K, the number of steps.
     hidden : int, default 128
-    init_sigma : float, default 0.3
     """
 
-    def __init__(self, dim=2, n_steps=8, hidden=128, init_sigma=0.3):
+    def __init__(self, dim=2, n_steps=8, hidden=128):
         super().__init__()
         for name, value in (("dim", dim), ("n_steps", n_steps), ("hidden", hidden)):
             check_positive_int(value, name)
-        if not init_sigma > 0:
-            raise ValueError(f"init_sigma must be positive, got {init_sigma!r}")
         self.dim, self.n_steps = dim, n_steps
+        self.register_buffer("betas", cosine_betas(n_steps))
         self.step_embed = nn.Embedding(n_steps, 32)
         self.net = nn.Sequential(nn.Linear(dim + 32, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(),
                                  nn.Linear(hidden, dim))
-        self.log_sigma = nn.Parameter(torch.full((n_steps,), math.log(init_sigma)))
+        self.log_sigma = nn.Parameter(0.5 * self.betas.log())
 
-    def forward(self, n, generator=None):
-        """Draw ``n`` samples with the reparameterised trajectory (differentiable in phi); shape (n, dim)."""
+    def drift(self, x, k):
+        r"""The drift :math:`\mu_\phi(x, k)` of step ``k`` for ``x`` of shape (n, dim)."""
+        emb = self.step_embed(torch.full((x.shape[0],), k, dtype=torch.long, device=x.device))
+        return self.net(torch.cat([x, emb], 1))
+
+    def trajectory(self, n, generator=None):
+        """The reparameterised trajectory :math:`[x_0, \\dots, x_K]`, each (n, dim), differentiable in phi."""
         check_positive_int(n, "n")
         dev = self.log_sigma.device
         x = torch.randn((n, self.dim), generator=generator, device=dev)
+        path = [x]
         for k in range(self.n_steps):
-            emb = self.step_embed(torch.full((n,), k, dtype=torch.long, device=dev))
-            x = x + self.net(torch.cat([x, emb], 1)) + self.log_sigma[k].exp() * torch.randn(
+            x = x + self.drift(x, k) + self.log_sigma[k].exp() * torch.randn(
                 (n, self.dim), generator=generator, device=dev)
-        return x
+            path.append(x)
+        return path
 
-    def entropy_lower_bound(self):
-        r"""The bound :math:`H(x_K) \ge H(x_K \mid x_{K-1}) = \tfrac d2 \log(2\pi e) + d \log\sigma_{K-1}`."""
-        return 0.5 * self.dim * math.log(2 * math.pi * math.e) + self.dim * self.log_sigma[-1]
+    def forward(self, n, generator=None):
+        """Draw ``n`` samples :math:`x_K` (differentiable in phi); shape (n, dim)."""
+        return self.trajectory(n, generator=generator)[-1]
+
+    def entropy_lower_bound(self, path):
+        r"""Monte-Carlo estimate of the lower bound on :math:`H(x_K)` along sampled trajectories ``path``.
+
+        .. math:: H(x_K) \ge H(x_0) + \sum_{k<K} H(x_{k+1} \mid x_k)
+                  + \mathbb E_\pi \sum_{k<K} \log r(x_k \mid x_{k+1}),
+                  \qquad H(x_{k+1} \mid x_k) = \tfrac d2 \log(2\pi e) + d \log\sigma_k
+
+        The gap is :math:`\mathbb E\,\mathrm{KL}(\pi(x_{0:K-1} \mid x_K)\,\|\,r(x_{0:K-1} \mid x_K)) \ge 0`.
+
+        Parameters
+        ----------
+        path : list of K+1 tensors (n, dim), from :meth:`trajectory`
+
+        Returns
+        -------
+        scalar tensor
+        """
+        d = self.dim
+        h = 0.5 * d * math.log(2 * math.pi * math.e) * (self.n_steps + 1) + d * self.log_sigma.sum()
+        for k in range(self.n_steps):
+            b = self.betas[k]
+            resid = path[k] - (1 - b).sqrt() * path[k + 1]
+            h = h + (-0.5 * resid.pow(2).sum(-1) / b - 0.5 * d * torch.log(2 * math.pi * b)).mean()
+        return h
+
+    def noising_path(self, x, generator=None):
+        r"""Run the fixed chain backwards from data ``x`` (n, dim): :math:`x_k = \sqrt{1-b_k}\,x_{k+1} + \sqrt{b_k}\,\varepsilon`.
+
+        Returns
+        -------
+        list of K+1 tensors (n, dim), :math:`[x_0, \dots, x_K = x]`
+        """
+        path = [x]
+        for k in reversed(range(self.n_steps)):
+            b = self.betas[k]
+            path.insert(0, (1 - b).sqrt() * path[0] + b.sqrt() * torch.randn(
+                x.shape, generator=generator, device=x.device, dtype=x.dtype))
+        return path
+
+    def log_transitions(self, path):
+        r"""Per-sample :math:`\sum_{k<K} \log \mathcal N(x_{k+1};\, x_k + \mu_\phi(x_k, k),\, \sigma_k^2 I)`, shape (n,)."""
+        d, out = self.dim, 0.0
+        for k in range(self.n_steps):
+            resid = path[k + 1] - path[k] - self.drift(path[k], k)
+            ls = self.log_sigma[k]
+            out = out - 0.5 * resid.pow(2).sum(-1) / (2 * ls).exp() - d * ls - 0.5 * d * math.log(2 * math.pi)
+        return out
 
     def sample(self, n, generator=None):
         """Samples without gradients, shape (n, dim)."""
@@ -126,11 +211,51 @@ class DiffusionSampler(nn.Module):
             return self(n, generator=generator)
 
 
+class FusedSampler(nn.Module):
+    r"""Score fusion of K-step samplers that share one noising chain: drift and log-noise averaged with weights lam.
+
+    .. math:: x_{k+1} = x_k + \sum_i \lambda_i\, \mu_i(x_k, k) + \exp\Big(\sum_i \lambda_i \log\sigma_{i,k}\Big) z_k
+
+    The optimal drift of a reversed DDPM step is affine in the score of the k-th marginal,
+    :math:`\mu(x, k) = (\tfrac{1}{\sqrt{1-b_k}} - 1)\,x + \tfrac{b_k}{\sqrt{1-b_k}}\, s_k(x)`, so with
+    :math:`\sum_i \lambda_i = 1` the weighted drift is that of the fused score :math:`\sum_i \lambda_i s_{i,k}`
+    (ScoreFusion Sec. 3).
+
+    Parameters
+    ----------
+    samplers : list of K DiffusionSampler with equal dim, n_steps and betas
+    lam : sequence of K floats on the simplex
+    """
+
+    def __init__(self, samplers, lam):
+        super().__init__()
+        if not samplers:
+            raise ValueError("samplers must be a non-empty list")
+        ref = samplers[0]
+        for s in samplers[1:]:
+            if s.dim != ref.dim or s.n_steps != ref.n_steps or not torch.equal(s.betas, ref.betas):
+                raise ValueError("samplers must share dim, n_steps and betas")
+        self.samplers = nn.ModuleList(samplers)
+        self.dim, self.n_steps = ref.dim, ref.n_steps
+        self.register_buffer("lam", check_simplex(lam, len(samplers)).float())
+
+    def sample(self, n, generator=None):
+        """Samples from the fused chain, shape (n, dim)."""
+        check_positive_int(n, "n")
+        with torch.no_grad():
+            x = torch.randn((n, self.dim), generator=generator)
+            for k in range(self.n_steps):
+                mu = sum(w * s.drift(x, k) for w, s in zip(self.lam, self.samplers))
+                sig = sum(w * s.log_sigma[k] for w, s in zip(self.lam, self.samplers)).exp()
+                x = x + mu + sig * torch.randn((n, self.dim), generator=generator)
+        return x
+
+
 @dataclass
 class GCDResult:
-    """Outcome of :func:`train_gcd` / :func:`train_contrastive_divergence`: models and per-iteration history."""
+    """Outcome of the trainers: the models and a per-iteration history of the losses."""
 
-    energy: nn.Module
+    energy: nn.Module = None
     sampler: nn.Module = None
     history: dict = field(default_factory=dict)
 
@@ -143,7 +268,7 @@ def _batches(data, batch_size, generator):
 
 
 def train_gcd(energy, sampler, data, iters=2000, batch_size=256, lr_energy=1e-3, lr_sampler=1e-3,
-              energy_reg=0.1, temperature=1.0, sampler_steps=1, generator=None, progress=True):
+              energy_reg=0.1, temperature=1.0, sampler_steps=1, warmup=0, generator=None, progress=True):
     r"""Train an energy and a diffusion sampler jointly by the GCD minimax objective.
 
     .. math::
@@ -151,9 +276,11 @@ def train_gcd(energy, sampler, data, iters=2000, batch_size=256, lr_energy=1e-3,
         \min_\theta \max_\phi\ \mathbb E_{p}[E_\theta] - \mathbb E_{\pi_\phi}[E_\theta]
         + \tau\, \hat H(\pi_\phi) \;+\; \alpha\,(\mathbb E_p E_\theta^2 + \mathbb E_{\pi_\phi} E_\theta^2)\ \text{(energy step only)}
 
-    with :math:`\hat H` the entropy lower bound of :meth:`DiffusionSampler.entropy_lower_bound`
-    and :math:`\tau = 1` the exact objective. Alternates ``sampler_steps`` Adam ascent steps on
-    :math:`\phi` (backpropagating through the trajectory) and one descent step on :math:`\theta`.
+    (GCD, Sec. 2; the sampler step is the max-entropy RL step of Sec. 3) with :math:`\hat H` the entropy
+    lower bound of :meth:`DiffusionSampler.entropy_lower_bound` and :math:`\tau = 1` the exact objective.
+    Alternates ``sampler_steps`` Adam ascent steps on :math:`\phi` (backpropagating through the trajectory)
+    and one descent step on :math:`\theta`. The first ``warmup`` iterations update the energy only, which
+    is what fine-tuning a pre-trained sampler needs: a fresh energy first learns to tell data from its samples.
 
     Parameters
     ----------
@@ -162,13 +289,16 @@ def train_gcd(energy, sampler, data, iters=2000, batch_size=256, lr_energy=1e-3,
     data : tensor (n, d)
     iters, batch_size, sampler_steps : int
     lr_energy, lr_sampler, energy_reg, temperature : float
+    warmup : int, default 0
+        Energy-only iterations at the start (counted in ``iters``).
     generator : torch.Generator, optional
         Mini-batches and sampler noise (default seed 0).
     progress : bool
 
     Returns
     -------
-    GCDResult with history keys "cd_gap" (E_p E - E_pi E per iteration) and "sampler_loss"
+    GCDResult with history keys "cd_gap" (E_p E - E_pi E per iteration), "entropy" (the bound) and
+    "sampler_loss" (E_pi E - tau H)
     """
     data = check_points(data, energy.dim, "data").float()
     if sampler.dim != energy.dim:
@@ -177,24 +307,28 @@ def train_gcd(energy, sampler, data, iters=2000, batch_size=256, lr_energy=1e-3,
         check_positive_int(value, name)
     if batch_size > data.shape[0]:
         raise ValueError(f"batch_size ({batch_size}) exceeds the number of data points ({data.shape[0]})")
+    if not (isinstance(warmup, int) and 0 <= warmup < iters):
+        raise ValueError(f"warmup must be an int in [0, iters), got {warmup!r}")
     if generator is None:
         generator = torch.Generator().manual_seed(0)
     opt_e = torch.optim.Adam(energy.parameters(), lr=lr_energy, betas=(0.5, 0.999))
     opt_s = torch.optim.Adam(sampler.parameters(), lr=lr_sampler, betas=(0.5, 0.999))
     batches = _batches(data, batch_size, generator)
-    hist = {"cd_gap": [], "sampler_loss": []}
-    for _ in tqdm(range(iters), disable=not progress, desc="GCD"):
+    hist = {"cd_gap": [], "sampler_loss": [], "entropy": []}
+    for it in tqdm(range(iters), disable=not progress, desc="GCD"):
         for p in energy.parameters():
             p.requires_grad_(False)
-        for _ in range(sampler_steps):
-            xs = sampler(batch_size, generator=generator)
-            loss_s = energy(xs).mean() - temperature * sampler.entropy_lower_bound()
-            opt_s.zero_grad()
-            loss_s.backward()
-            opt_s.step()
+        for _ in range(sampler_steps if it >= warmup else 1):
+            path = sampler.trajectory(batch_size, generator=generator)
+            ent = sampler.entropy_lower_bound(path)
+            loss_s = energy(path[-1]).mean() - temperature * ent
+            if it >= warmup:
+                opt_s.zero_grad()
+                loss_s.backward()
+                opt_s.step()
         for p in energy.parameters():
             p.requires_grad_(True)
-        xp, xq = next(batches), sampler.sample(batch_size, generator=generator)
+        xp, xq = next(batches), path[-1].detach()
         ep, eq = energy(xp), energy(xq)
         loss_e = ep.mean() - eq.mean() + energy_reg * (ep.pow(2).mean() + eq.pow(2).mean())
         opt_e.zero_grad()
@@ -202,9 +336,55 @@ def train_gcd(energy, sampler, data, iters=2000, batch_size=256, lr_energy=1e-3,
         opt_e.step()
         hist["cd_gap"].append(float((ep.mean() - eq.mean()).detach()))
         hist["sampler_loss"].append(float(loss_s.detach()))
+        hist["entropy"].append(float(ent.detach()))
     energy.eval()
     sampler.eval()
     return GCDResult(energy, sampler, hist)
+
+
+def train_diffusion_elbo(sampler, data, iters=2000, batch_size=256, lr=1e-3, generator=None, progress=True):
+    r"""Baseline: the K-step sampler trained alone, as a DDPM, by maximising its evidence lower bound.
+
+    .. math:: \max_\phi\ \mathbb E_{x_K \sim p,\ x_{0:K-1} \sim r(\cdot \mid x_K)}
+              \sum_{k<K} \log \mathcal N\big(x_{k+1};\ x_k + \mu_\phi(x_k, k),\ \sigma_k^2 I\big)
+
+    (Ho et al., 2020, with all K terms of the bound and learned variances; the terms of
+    :math:`\log \mathcal N(x_0; 0, I) - \log r` do not depend on :math:`\phi`.) This minimises
+    :math:`\mathrm{KL}(p\, r \,\|\, \pi_\phi)` over trajectories, the forward KL; GCD's sampler step is the
+    reverse direction against :math:`q_\theta`.
+
+    Parameters
+    ----------
+    sampler : DiffusionSampler
+    data : tensor (n, d)
+    iters, batch_size : int
+    lr : float
+    generator : torch.Generator, optional
+    progress : bool
+
+    Returns
+    -------
+    GCDResult with ``energy=None`` and history key "nll_bound" (per-sample negative bound, nats)
+    """
+    data = check_points(data, sampler.dim, "data").float()
+    for name, value in (("iters", iters), ("batch_size", batch_size)):
+        check_positive_int(value, name)
+    if batch_size > data.shape[0]:
+        raise ValueError(f"batch_size ({batch_size}) exceeds the number of data points ({data.shape[0]})")
+    if generator is None:
+        generator = torch.Generator().manual_seed(0)
+    opt = torch.optim.Adam(sampler.parameters(), lr=lr)
+    batches = _batches(data, batch_size, generator)
+    hist = {"nll_bound": []}
+    for _ in tqdm(range(iters), disable=not progress, desc="ELBO"):
+        path = sampler.noising_path(next(batches), generator=generator)
+        loss = -sampler.log_transitions(path).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        hist["nll_bound"].append(float(loss.detach()))
+    sampler.eval()
+    return GCDResult(None, sampler, hist)
 
 
 def langevin(energy, x, n_steps=50, step_size=0.01, generator=None):
