@@ -11,6 +11,7 @@ epoch. Only the data source changes. This module has the VAE, its ELBO, the thre
 measures (generalization gap and amortization gap, the latter after Cremer et al., 2018).
 """
 
+import math
 from dataclasses import dataclass, field
 
 import torch
@@ -19,8 +20,8 @@ from tqdm.auto import tqdm
 
 from .._checks import as_float_tensor, check_positive_int
 
-__all__ = ["VAE", "VAETrainResult", "augment_digits", "digits_unit", "elbo", "generated_pool",
-           "optimized_elbo", "train_vae"]
+__all__ = ["VAE", "VAEGaps", "VAETrainResult", "augment_digits", "digits_unit", "elbo", "generated_pool",
+           "optimized_elbo", "pool_source", "train_vae", "vae_gaps"]
 
 
 def digits_unit(n_test=300, generator=None):
@@ -78,9 +79,12 @@ class VAE(nn.Module):
     dim : int, default 64
     latent : int, default 8
     hidden : int, default 128
+    generator : torch.Generator, optional
+        Draws the initial weights (PyTorch's default ``nn.Linear`` initialisation, from this
+        generator); without it the global RNG is used, as ``nn.Linear`` does.
     """
 
-    def __init__(self, dim=64, latent=8, hidden=128):
+    def __init__(self, dim=64, latent=8, hidden=128, generator=None):
         super().__init__()
         for name, value in (("dim", dim), ("latent", latent), ("hidden", hidden)):
             check_positive_int(value, name)
@@ -89,6 +93,13 @@ class VAE(nn.Module):
                                      nn.Linear(hidden, 2 * latent))
         self.decoder = nn.Sequential(nn.Linear(latent, hidden), nn.SiLU(), nn.Linear(hidden, hidden), nn.SiLU(),
                                      nn.Linear(hidden, dim))
+        if generator is not None:
+            for layer in self.modules():
+                if isinstance(layer, nn.Linear):  # nn.Linear.reset_parameters, with our generator
+                    bound = 1.0 / math.sqrt(layer.in_features)
+                    with torch.no_grad():
+                        layer.weight.uniform_(-bound, bound, generator=generator)
+                        layer.bias.uniform_(-bound, bound, generator=generator)
 
     def encode(self, x):
         """Return the posterior mean and log-variance, each of shape (n, latent)."""
@@ -132,7 +143,8 @@ def elbo(vae, x, n_samples=1, generator=None):
     return _elbo_given(vae, x, mu, logvar, n_samples, generator)
 
 
-def optimized_elbo(vae, x, steps=100, lr=0.05, n_samples=4, generator=None, progress=False):
+def optimized_elbo(vae, x, steps=100, lr=0.05, n_samples=4, n_eval=64, generator=None, eval_generator=None,
+                   progress=False):
     r"""ELBO with per-example optimised variational parameters (for the amortization gap).
 
     Starting from the encoder's output, :math:`(\mu_i, \log\sigma_i^2)` of every example are
@@ -141,15 +153,26 @@ def optimized_elbo(vae, x, steps=100, lr=0.05, n_samples=4, generator=None, prog
     .. math:: \text{amortization gap} = \mathbb E_x[\max_{\mu, \sigma} \mathrm{ELBO}(x; \mu, \sigma)
               - \mathrm{ELBO}(x; \mu_\phi(x), \sigma_\phi(x))] \ge 0.
 
+    The returned value is a plain Monte Carlo estimate of the optimised ELBO (``n_eval`` draws); it
+    is not maximised against the encoder's ELBO, so a measured gap can come out slightly negative
+    by Monte Carlo noise rather than being biased upward.
+
     Parameters
     ----------
     vae : VAE
+        Its parameters are left unchanged (and their ``requires_grad`` flags restored).
     x : tensor (n, 64) in [0, 1]
     steps : int
     lr : float
     n_samples : int
-        Reparameterised draws per step; the returned ELBO uses 64 draws.
+        Reparameterised draws per optimisation step.
+    n_eval : int
+        Draws of the final estimate.
     generator : torch.Generator, optional
+        Draws of the optimisation (and of the final estimate when ``eval_generator`` is not given).
+    eval_generator : torch.Generator, optional
+        Draws of the final estimate; give it the state used for the amortized ELBO to compare both
+        on common random numbers (as :func:`vae_gaps` does).
     progress : bool
 
     Returns
@@ -159,10 +182,12 @@ def optimized_elbo(vae, x, steps=100, lr=0.05, n_samples=4, generator=None, prog
     x = _check_images(x)
     check_positive_int(steps, "steps")
     check_positive_int(n_samples, "n_samples")
+    check_positive_int(n_eval, "n_eval")
     with torch.no_grad():
         mu0, logvar0 = vae.encode(x)
     mu, logvar = mu0.clone().requires_grad_(), logvar0.clone().requires_grad_()
     opt = torch.optim.Adam([mu, logvar], lr=lr)
+    flags = [p.requires_grad for p in vae.parameters()]
     for p in vae.parameters():
         p.requires_grad_(False)
     try:
@@ -172,12 +197,79 @@ def optimized_elbo(vae, x, steps=100, lr=0.05, n_samples=4, generator=None, prog
             loss.backward()
             opt.step()
         with torch.no_grad():
-            out = _elbo_given(vae, x, mu, logvar, 64, generator)
-            start = _elbo_given(vae, x, mu0, logvar0, 64, generator)
+            out = _elbo_given(vae, x, mu, logvar, n_eval, generator if eval_generator is None else eval_generator)
     finally:
-        for p in vae.parameters():
-            p.requires_grad_(True)
-    return torch.maximum(out, start)
+        for p, flag in zip(vae.parameters(), flags):
+            p.requires_grad_(flag)
+    return out
+
+
+@dataclass
+class VAEGaps:
+    """The two gaps of a trained VAE, in nats per image (Xiao et al., 2023; Cremer et al., 2018).
+
+    Attributes
+    ----------
+    train_elbo, test_elbo : float
+        Mean amortized ELBO on the real training set and on the test set.
+    optimized_test_elbo : float
+        Mean test ELBO with per-example optimised q.
+    """
+
+    train_elbo: float
+    test_elbo: float
+    optimized_test_elbo: float
+
+    @property
+    def generalization(self):
+        """Generalization gap: train ELBO - test ELBO."""
+        return self.train_elbo - self.test_elbo
+
+    @property
+    def amortization(self):
+        """Amortization gap on the test set: optimised ELBO - amortized ELBO."""
+        return self.optimized_test_elbo - self.test_elbo
+
+
+def vae_gaps(vae, train, test, n_samples=32, steps=100, lr=0.05, generator=None):
+    r"""Generalization and amortization gaps of a VAE (the paper's two metrics).
+
+    .. math::
+
+        \text{gen. gap} = \overline{\mathrm{ELBO}}(D_\mathrm{train}) - \overline{\mathrm{ELBO}}(D_\mathrm{test}),
+        \qquad
+        \text{amort. gap} = \overline{\max_{q}\mathrm{ELBO}_q}(D_\mathrm{test}) - \overline{\mathrm{ELBO}}(D_\mathrm{test}),
+
+    both ELBOs with the encoder's :math:`q_\phi`, the optimised one by :func:`optimized_elbo`; the
+    two test ELBOs of the amortization gap use the same standard-normal draws (common random
+    numbers), so their difference carries little Monte Carlo noise.
+    The train ELBO is always taken on the *real* training set, also for a model trained on
+    generated data (Xiao et al., 2023, Sec. 4).
+
+    Parameters
+    ----------
+    vae : VAE
+    train, test : tensors (n, 64) and (m, 64) in [0, 1]
+    n_samples : int
+        Reparameterised draws of the amortized ELBOs (and of the optimised one's estimate).
+    steps, lr : int, float
+        Per-example optimisation of :func:`optimized_elbo`.
+    generator : torch.Generator, optional
+        Default seed 0.
+
+    Returns
+    -------
+    VAEGaps
+    """
+    if generator is None:
+        generator = torch.Generator().manual_seed(0)
+    common = int(torch.randint(2**62, (1,), generator=generator))
+    with torch.no_grad():
+        tr = float(elbo(vae, train, n_samples=n_samples, generator=generator).mean())
+        te = float(elbo(vae, test, n_samples=n_samples, generator=torch.Generator().manual_seed(common)).mean())
+    opt = float(optimized_elbo(vae, test, steps=steps, lr=lr, n_eval=n_samples, generator=generator,
+                               eval_generator=torch.Generator().manual_seed(common)).mean())
+    return VAEGaps(tr, te, opt)
 
 
 def augment_digits(x, generator=None, max_shift=1, noise=0.05):
@@ -252,6 +344,39 @@ def generated_pool(score, sde, n, n_steps=200, generator=None, batch_size=2048, 
     return torch.cat(out).float().clamp(0.0, 1.0)
 
 
+def pool_source(pool, n_per_epoch):
+    r"""A data source for :func:`train_vae` that walks through a fixed pool of generated images.
+
+    Epoch :math:`e` gets the slice :math:`[(e \bmod k)\,m, (e \bmod k + 1)\,m)` of the pool, with
+    :math:`m` = ``n_per_epoch`` and :math:`k = \lfloor |\mathrm{pool}| / m \rfloor`: a pool of
+    :math:`k \times |D|` samples is the paper's ablation (Xiao et al., 2023), and a pool of
+    :math:`\text{epochs} \times |D|` samples gives every epoch fresh, never reused i.i.d. samples
+    of :math:`p_\mathrm{DM}`, which is DMaaPx itself.
+
+    .. math:: \mathcal S_e = \{x_{(e \bmod k) m + j}\}_{j=0}^{m-1}, \quad x_i \overset{iid}{\sim} p_\mathrm{DM}
+
+    Parameters
+    ----------
+    pool : tensor (N, 64) in [0, 1]
+    n_per_epoch : int, at most N
+
+    Returns
+    -------
+    callable (epoch, generator) -> tensor (n_per_epoch, 64)
+    """
+    pool = _check_images(pool, "pool")
+    check_positive_int(n_per_epoch, "n_per_epoch")
+    if n_per_epoch > pool.shape[0]:
+        raise ValueError(f"n_per_epoch must be at most the pool size {pool.shape[0]}, got {n_per_epoch}")
+    k = pool.shape[0] // n_per_epoch
+
+    def source(epoch, generator=None):
+        start = (epoch % k) * n_per_epoch
+        return pool[start:start + n_per_epoch]
+
+    return source
+
+
 @dataclass
 class VAETrainResult:
     """Outcome of :func:`train_vae`: the model and the mean training loss (-ELBO) per epoch."""
@@ -304,7 +429,7 @@ def train_vae(vae, source, epochs=50, batch_size=128, lr=1e-3, generator=None, p
             loss = -elbo(vae, xb, generator=generator).mean()
             loss.backward()
             opt.step()
-            total += float(loss) * xb.shape[0]
+            total += loss.item() * xb.shape[0]
         losses.append(total / data.shape[0])
     vae.eval()
     return VAETrainResult(vae, losses)
