@@ -405,7 +405,8 @@ def merge(sources, sde, root_index=0, rooting=True, rooting_epochs=50, finetune_
     ``sources[k]`` generates domain ``k``; the root is ``sources[root_index]``. With
     ``rooting=False`` the sources are averaged as they are (naive averaging). Rooting and
     fine-tuning use ``n_samples`` fresh samples per domain from the frozen sources;
-    ``finetune_epochs=0`` skips fine-tuning.
+    ``finetune_epochs=0`` skips fine-tuning. (Avrahami et al., 2022, Sec. 3: rooting, merging,
+    fine-tuning on the original generators' outputs; DSM in place of their adversarial losses.)
 
     Parameters
     ----------
@@ -457,7 +458,7 @@ def merge(sources, sde, root_index=0, rooting=True, rooting_epochs=50, finetune_
 
 
 def count_parameters(model):
-    r"""Number of trainable parameters of ``model`` (or the sum over a list of models).
+    r"""Number of parameters of ``model`` (or the sum over a list of models), frozen ones included.
 
     .. math:: |\theta| = \sum_{\text{tensors } w} \mathrm{numel}(w)
 
