@@ -193,7 +193,7 @@ def _config_dict(config, **extra):
     return out
 
 
-def build_unet(config, sde):
+def build_unet(config, sde, seed=None):
     r"""The score network of the experiment, ``nets.ScoreUNet`` at the configured size.
 
     .. math:: s_\theta(x, t) = \mathrm{UNet}_\theta(x, t) / \mathrm{std}_t
@@ -202,6 +202,10 @@ def build_unet(config, sde):
     ----------
     config : ImageFusionConfig
     sde : VESDE
+    seed : int, optional
+        Seed of the initial weights (drawn under ``torch.random.fork_rng``, so the
+        global RNG is untouched). Cached networks pass one, so that a cache entry
+        does not depend on what ran before it; None draws from the global RNG.
 
     Returns
     -------
@@ -209,7 +213,14 @@ def build_unet(config, sde):
     """
     from .nets import ScoreUNet
 
-    return ScoreUNet(sde, channels=1, image_size=config.image_size, base=config.base).to(config.device)
+    def build():
+        return ScoreUNet(sde, channels=1, image_size=config.image_size, base=config.base)
+
+    if seed is None:
+        return build().to(config.device)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build().to(config.device)
 
 
 def _train(model, images, sde, config, steps, lr, seed, progress):
@@ -249,7 +260,7 @@ def train_auxiliaries(config, sde, progress=False):
     for i, weights in enumerate(config.aux_weights):
         seed = config.seed * 1000 + i
         key = _config_dict(config, role="aux", weights=list(weights), n=config.aux_train_size,
-                           steps=config.aux_steps, lr=config.lr, sde=repr(sde), aux_seed=seed)
+                           steps=config.aux_steps, lr=config.lr, sde=repr(sde), aux_seed=seed, init_seed=seed)
 
         def fit(model, weights=weights, seed=seed):
             data = digits(weights=weights, n=config.aux_train_size, size=config.image_size,
@@ -257,7 +268,7 @@ def train_auxiliaries(config, sde, progress=False):
             return _train(model, data.images.to(config.device), sde, config, config.aux_steps, config.lr,
                           seed, progress)
 
-        model = cached_model(f"digits-aux{i}", key, lambda: build_unet(config, sde), fit)
+        model = cached_model(f"digits-aux{i}", key, lambda seed=seed: build_unet(config, sde, seed), fit)
         models.append(_freeze(model.to(config.device)))
     return models
 
@@ -322,13 +333,14 @@ def train_scratch(config, sde, n, progress=False):
     network in eval mode
     """
     seed = config.seed * 1000 + 700 + n
-    key = _config_dict(config, role="scratch", n=n, steps=config.scratch_steps, lr=config.lr, sde=repr(sde))
+    key = _config_dict(config, role="scratch", n=n, steps=config.scratch_steps, lr=config.lr, sde=repr(sde),
+                       init_seed=seed)
 
     def fit(model):
         return _train(model, target_data(config, n).images.to(config.device), sde, config,
                       config.scratch_steps, config.lr, seed, progress)
 
-    return _freeze(cached_model("digits-scratch", key, lambda: build_unet(config, sde), fit).to(config.device))
+    return _freeze(cached_model("digits-scratch", key, lambda: build_unet(config, sde, seed), fit).to(config.device))
 
 
 def dsm_per_model(models, x0, sde, n_draws=8, seed=0):
@@ -540,7 +552,7 @@ def run_table(config, sde=None, methods=("ism", "dsm", "sgd"), progress=False):
             fit = fit_weights(aux, x, sde, method=method, t=config.fit_t if method == "ism" else None,
                               t_range=config.fit_t_range, epochs=config.sgd_epochs,
                               generator=torch.Generator(device=x.device).manual_seed(n))
-            lams[method] = tuple(round(float(v), 6) for v in fit.lam)
+            lams[method] = tuple(float(v) for v in fit.lam)  # exact: rounded weights leave the simplex
             seconds[method] = fit.seconds
         fused = FusedScore(aux, torch.tensor(lams[methods[0]], dtype=torch.float64)).to(config.device)
         scratch = train_scratch(config, sde, n, progress)
@@ -656,7 +668,7 @@ def time_fused_vs_loop(nets, x, t, repeats=10, warmup=2, autocast_dtype=None):
     check_positive_int(repeats, "repeats")
     k = len(nets)
     lam = torch.full((k,), 1.0 / k, dtype=torch.float64)
-    fused = FusedScore(nets, lam).to(x.device)
+    fused = FusedScore(nets, lam, vectorize=True).to(x.device)  # the vmap path, on every device
     cuda = x.device.type == "cuda"
 
     def context():

@@ -3,6 +3,7 @@
 import math
 
 import numpy as np
+import pytest
 import scipy.stats as st
 import torch
 from hypothesis import given, settings
@@ -168,7 +169,7 @@ def test_fused_score_batches_same_architecture_modules():
 
     torch.manual_seed(0)
     nets = [Tiny() for _ in range(4)]
-    fused = sf.FusedScore(nets, [0.1, 0.2, 0.3, 0.4])
+    fused = sf.FusedScore(nets, [0.1, 0.2, 0.3, 0.4], vectorize=True)
     assert fused.batched
     x, t = torch.randn(8, 2), torch.rand(8)
     with torch.no_grad():
@@ -269,3 +270,27 @@ def test_cache_hit_miss_and_config_change(tmp_path, monkeypatch):
     c = cached_model("lin", {"seed": 1}, lambda: torch.nn.Linear(2, 2), train)
     assert len(calls) == 2 and torch.equal(a.weight, b.weight) and not torch.equal(a.weight, c.weight)
     assert not list(tmp_path.glob("*.tmp"))
+
+
+def test_fused_score_vectorizes_only_where_asked():
+    """'auto' loops on the CPU (measured faster there) and vectorises on accelerators."""
+
+    class Tiny(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(2, 2)
+
+        def forward(self, x, t):
+            return self.lin(x)
+
+    nets = [Tiny() for _ in range(2)]
+    auto = sf.FusedScore(nets, [0.5, 0.5])
+    assert auto.batched and not auto.vectorized_on("cpu") and auto.vectorized_on("cuda")
+    assert sf.FusedScore(nets, [0.5, 0.5], vectorize=True).vectorized_on("cpu")
+    never = sf.FusedScore(nets, [0.5, 0.5], vectorize=False)
+    assert not never.batched and not never.vectorized_on("cuda")
+    x, t = torch.randn(3, 2), torch.rand(3)
+    with torch.no_grad():
+        assert torch.allclose(auto(x, t), never(x, t), atol=1e-6)
+    with pytest.raises(ValueError, match="vectorize"):
+        sf.FusedScore(nets, [0.5, 0.5], vectorize="yes")

@@ -102,7 +102,7 @@ def test_auxiliaries_cached_by_config(tmp_path, monkeypatch):
                 p.copy_(0.1 * torch.randn(p.shape, generator=g))
         return model
 
-    monkeypatch.setattr(imf, "build_unet", lambda config, sde: TinyScore(sde))
+    monkeypatch.setattr(imf, "build_unet", lambda config, sde, seed=None: TinyScore(sde))
     monkeypatch.setattr(imf, "_train", fake_train)
     config = dataclasses.replace(imf.scale_config("cpu", fast=True), aux_train_size=32)
     sde = sf.VESDE(25.0)
@@ -138,7 +138,7 @@ def test_batched_fused_score_matches_loop(k):
     x = torch.randn(16, 1, 8, 8, generator=g)
     t = torch.rand(16, generator=g) * 0.9 + 0.05
     lam = torch.distributions.Dirichlet(torch.ones(k)).sample().double()
-    fused = sf.FusedScore(nets, lam)
+    fused = sf.FusedScore(nets, lam, vectorize=True)
     assert fused.batched
     with torch.no_grad():
         torch.testing.assert_close(fused(x, t), imf.loop_fused_score(nets, lam, x, t), rtol=1e-5, atol=1e-5)
@@ -201,3 +201,14 @@ def test_bits_per_dim_is_seeded_and_below_uniform_for_a_fitted_gaussian():
     c = imf.bits_per_dim(score, images, sde, rtol=1e-3, seed=2)
     assert a == b and a != c  # the dequantization noise and probes come from the seed
     assert 0.0 < a < np.log2(17)  # a fitted Gaussian beats guessing the 17 grey levels uniformly
+
+
+def test_build_unet_seeded_init_is_reproducible_and_leaves_global_rng():
+    config = imf.scale_config("cpu", fast=True)
+    state = torch.random.get_rng_state()
+    a, b = imf.build_unet(config, sf.VESDE(), seed=3), imf.build_unet(config, sf.VESDE(), seed=3)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        assert torch.equal(pa, pb)
+    c = imf.build_unet(config, sf.VESDE(), seed=4)
+    assert any(not torch.equal(pa, pc) for pa, pc in zip(a.parameters(), c.parameters()))

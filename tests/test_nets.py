@@ -32,7 +32,7 @@ def test_output_is_divided_by_std():
 def test_fused_unets_are_batched_and_match_the_loop():
     torch.manual_seed(0)
     nets = [ScoreUNet(sf.VESDE(), base=8) for _ in range(3)]
-    fused = sf.FusedScore(nets, [0.2, 0.3, 0.5])
+    fused = sf.FusedScore(nets, [0.2, 0.3, 0.5], vectorize=True)
     x, t = torch.randn(5, 1, 8, 8), torch.rand(5) * 0.9 + 0.1
     assert fused.batched
     with torch.no_grad():
@@ -63,7 +63,7 @@ def test_score_scales_like_one_over_std_exactly():
 def test_fused_mlps_are_batched_and_gradients_flow():
     torch.manual_seed(0)
     nets = [ScoreMLP(sf.VPSDE(), 2, hidden=16) for _ in range(3)]
-    fused = sf.FusedScore(nets, [0.5, 0.25, 0.25])
+    fused = sf.FusedScore(nets, [0.5, 0.25, 0.25], vectorize=True)
     x = torch.randn(4, 2, requires_grad=True)
     assert fused.batched
     out = fused(x, torch.full((4,), 0.2))

@@ -115,7 +115,7 @@ def test_domain_scores_fuse_with_their_own_labels():
     srcs = [_tiny(s, k=3) for s in range(3)]
     aux = [merging.DomainScore(m, k) for k, m in enumerate(srcs)]
     lam = torch.tensor([0.2, 0.3, 0.5], dtype=torch.float64)
-    fused = sf.FusedScore(aux, lam)
+    fused = sf.FusedScore(aux, lam, vectorize=True)
     assert fused.batched
     x, t = torch.randn(6, 2, generator=torch.Generator().manual_seed(0)), torch.full((6,), 0.4)
     loop = sum(float(w) * a(x, t) for w, a in zip(lam, aux))
