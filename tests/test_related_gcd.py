@@ -4,24 +4,12 @@ import math
 
 import pytest
 import torch
+from toy_data import ring
 
 import scorefusion as sf
 from scorefusion.related import gcd
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def _ring(n, seed):
-    ang = torch.arange(4) * 2 * math.pi / 4
-    means = torch.stack([2 * ang.cos(), 2 * ang.sin()], 1).double()
-    mix = sf.GaussianMixture(torch.full((4,), 0.25).double(), means, 0.05 * torch.eye(2).double().expand(4, 2, 2))
-    return mix, mix.sample(n, generator=torch.Generator().manual_seed(seed)).float()
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _w1(sampler, x, seed=5):
@@ -29,7 +17,7 @@ def _w1(sampler, x, seed=5):
 
 
 def test_gcd_learns_energy_and_sampler_and_is_deterministic():
-    mix, x = _ring(1024, 0)
+    mix, x = ring(1024, 0)
     runs = []
     for _ in range(2):
         torch.manual_seed(0)
@@ -72,7 +60,7 @@ def test_entropy_bound_is_tight_for_the_reversal_and_below_the_entropy_otherwise
 
 
 def test_diffusion_elbo_decreases_and_learns():
-    _, x = _ring(1024, 0)
+    _, x = ring(1024, 0)
     torch.manual_seed(0)
     s = gcd.DiffusionSampler(2, 4, 32)
     w1_before = _w1(s, x)
@@ -102,7 +90,7 @@ def test_fused_sampler_reduces_to_a_component_and_averages_drifts():
 
 
 def test_cd_langevin_and_grid_tools():
-    mix, x = _ring(512, 0)
+    mix, x = ring(512, 0)
     torch.manual_seed(0)
     e = gcd.EnergyMLP(2, 32, 2)
     pts, d0, area = gcd.energy_density_on_grid(e, bounds=(-3.5, 3.5), n_grid=60)

@@ -1,28 +1,15 @@
 """Model rooting and weight averaging (scorefusion.related.merging): tiny configurations, shapes,
 losses that decrease, determinism, ScoreFusion over domain scores, bad input."""
 
-import math
 
 import pytest
 import torch
+from toy_data import ring
 
 import scorefusion as sf
 from scorefusion.related import merging
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def _ring(n, seed):
-    ang = torch.arange(4) * 2 * math.pi / 4
-    means = torch.stack([2 * ang.cos(), 2 * ang.sin()], 1).double()
-    mix = sf.GaussianMixture(torch.full((4,), 0.25).double(), means, 0.05 * torch.eye(2).double().expand(4, 2, 2))
-    return mix, mix.sample(n, generator=torch.Generator().manual_seed(seed)).float()
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _tiny(seed, hidden=16, depth=1, k=2):
@@ -31,7 +18,7 @@ def _tiny(seed, hidden=16, depth=1, k=2):
 
 def test_conditional_training_and_weight_average():
     sde = sf.VPSDE()
-    _, x = _ring(256, 0)
+    _, x = ring(256, 0)
     m = merging.ConditionalScoreMLP(sde, 2, 2, hidden=32, depth=2, init_seed=0)
     y = (x[:, 0] > 0).long()
     _, losses = merging.train_conditional(m, x, y, sde, epochs=15, batch_size=64,
@@ -60,7 +47,7 @@ def test_init_seed_is_deterministic_and_leaves_global_rng_alone():
 
 def test_rooting_decreases_loss_and_moves_less_than_independent_training():
     sde = sf.VPSDE()
-    _, x = _ring(512, 1)
+    _, x = ring(512, 1)
     sources = []
     for k in range(2):
         m = merging.ConditionalScoreMLP(sde, 2, 2, hidden=32, depth=2, init_seed=10 + k)

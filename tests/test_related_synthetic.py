@@ -8,20 +8,7 @@ import torch
 import scorefusion as sf
 from scorefusion.related import synthetic_data as sd
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-def _ring(n, seed):
-    ang = torch.arange(4) * 2 * math.pi / 4
-    means = torch.stack([2 * ang.cos(), 2 * ang.sin()], 1).double()
-    mix = sf.GaussianMixture(torch.full((4,), 0.25).double(), means, 0.05 * torch.eye(2).double().expand(4, 2, 2))
-    return mix, mix.sample(n, generator=torch.Generator().manual_seed(seed)).float()
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 # ---- synthetic_data ---------------------------------------------------------------------------
