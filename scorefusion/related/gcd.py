@@ -260,6 +260,16 @@ class GCDResult:
     history: dict = field(default_factory=dict)
 
 
+def _training_data(data, dim, iters, batch_size):
+    """Check the arguments every training loop shares; return the data as float32 points."""
+    data = check_points(data, dim, "data").float()
+    for name, value in (("iters", iters), ("batch_size", batch_size)):
+        check_positive_int(value, name)
+    if batch_size > data.shape[0]:
+        raise ValueError(f"batch_size ({batch_size}) exceeds the number of data points ({data.shape[0]})")
+    return data
+
+
 def _batches(data, batch_size, generator):
     while True:
         perm = torch.randperm(data.shape[0], generator=generator)
@@ -300,13 +310,10 @@ def train_gcd(energy, sampler, data, iters=2000, batch_size=256, lr_energy=1e-3,
     GCDResult with history keys "cd_gap" (E_p E - E_pi E per iteration), "entropy" (the bound) and
     "sampler_loss" (E_pi E - tau H)
     """
-    data = check_points(data, energy.dim, "data").float()
+    data = _training_data(data, energy.dim, iters, batch_size)
     if sampler.dim != energy.dim:
         raise ValueError(f"sampler.dim ({sampler.dim}) must equal energy.dim ({energy.dim})")
-    for name, value in (("iters", iters), ("batch_size", batch_size), ("sampler_steps", sampler_steps)):
-        check_positive_int(value, name)
-    if batch_size > data.shape[0]:
-        raise ValueError(f"batch_size ({batch_size}) exceeds the number of data points ({data.shape[0]})")
+    check_positive_int(sampler_steps, "sampler_steps")
     if not (isinstance(warmup, int) and 0 <= warmup < iters):
         raise ValueError(f"warmup must be an int in [0, iters), got {warmup!r}")
     if generator is None:
@@ -366,11 +373,7 @@ def train_diffusion_elbo(sampler, data, iters=2000, batch_size=256, lr=1e-3, gen
     -------
     GCDResult with ``energy=None`` and history key "nll_bound" (per-sample negative bound, nats)
     """
-    data = check_points(data, sampler.dim, "data").float()
-    for name, value in (("iters", iters), ("batch_size", batch_size)):
-        check_positive_int(value, name)
-    if batch_size > data.shape[0]:
-        raise ValueError(f"batch_size ({batch_size}) exceeds the number of data points ({data.shape[0]})")
+    data = _training_data(data, sampler.dim, iters, batch_size)
     if generator is None:
         generator = torch.Generator().manual_seed(0)
     opt = torch.optim.Adam(sampler.parameters(), lr=lr)
@@ -436,11 +439,7 @@ def train_contrastive_divergence(energy, data, iters=2000, batch_size=256, lr=1e
     -------
     GCDResult with ``sampler=None`` and history key "cd_gap"
     """
-    data = check_points(data, energy.dim, "data").float()
-    for name, value in (("iters", iters), ("batch_size", batch_size)):
-        check_positive_int(value, name)
-    if batch_size > data.shape[0]:
-        raise ValueError(f"batch_size ({batch_size}) exceeds the number of data points ({data.shape[0]})")
+    data = _training_data(data, energy.dim, iters, batch_size)
     if generator is None:
         generator = torch.Generator().manual_seed(0)
     opt = torch.optim.Adam(energy.parameters(), lr=lr, betas=(0.5, 0.999))
