@@ -97,11 +97,6 @@ def _batches(n, batch_size):
     return [slice(i, min(i + size, n)) for i in range(0, n, size)]
 
 
-def _flat_components(fused, x, t):
-    comps = fused.components(x, t)
-    return comps.reshape(comps.shape[0], comps.shape[1], -1)
-
-
 def dsm_quadratic(aux, x0, sde, t=None, t_range=PAPER_T_RANGE, n_draws=1, generator=None,
                   batch_size=None, progress=False):
     r"""The DSM loss of the fused score as an exact quadratic in :math:`\lambda`.
@@ -174,14 +169,16 @@ def _scores_and_divergences(fused, x, t, n_probes, generator):
         pairs = [s.score_and_divergence(x, t) for s in fused.aux]
         return (torch.stack([p[0] for p in pairs]).reshape(len(pairs), x.shape[0], -1),
                 torch.stack([p[1] for p in pairs]))
-    with torch.no_grad():
-        scores = _flat_components(fused, x, t)
     dim = x[0].numel()
-    divs = []
-    for score in fused.aux:
+    scores, divs = [], []
+    for i, score in enumerate(fused.aux):
         with torch.enable_grad():
             xg = x.detach().requires_grad_(True)
-            out = score(xg, t).reshape(x.shape[0], -1)
+            out = score(xg, t)  # one forward pass gives the score and its graph
+            if out.shape != x.shape:
+                raise ValueError(f"aux[{i}] must return the shape of x {tuple(x.shape)}, got {tuple(out.shape)}")
+            out = out.reshape(x.shape[0], -1)
+            scores.append(out.detach())
             if n_probes is None:
                 cols = [torch.autograd.grad(out[:, j].sum(), xg, retain_graph=True)[0].reshape(x.shape[0], -1)[:, j]
                         for j in range(dim)]
@@ -193,7 +190,7 @@ def _scores_and_divergences(fused, x, t, n_probes, generator):
                     grad = torch.autograd.grad((out * v).sum(), xg, retain_graph=True)[0].reshape(x.shape[0], -1)
                     est += (grad * v).sum(1)
                 divs.append((est / n_probes).detach())
-    return scores, torch.stack(divs)
+    return torch.stack(scores), torch.stack(divs)
 
 
 def ism_quadratic(aux, x0, sde, t=ISM_TIME, n_probes="auto", generator=None, batch_size=None, progress=False):
