@@ -21,14 +21,14 @@ from .sde import VESDE, VPSDE
 __version__ = "0.1.0"
 
 __all__ = [
+    "VESDE",
+    "VPSDE",
     "AnalyticScore",
     "FitResult",
     "FusedScore",
     "Gaussian",
     "GaussianMixture",
     "GeometricMixture",
-    "VESDE",
-    "VPSDE",
     "dsm_loss",
     "dsm_quadratic",
     "fit_weights",
