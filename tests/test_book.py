@@ -8,6 +8,7 @@ execution reports.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import sys
@@ -84,6 +85,24 @@ def test_config_keeps_modes_apart(tmp_path):
     assert fast["bibtex_bibfiles"] == ["book/references.bib"]
     with pytest.raises(ValueError, match="mode"):
         build_book.build(tmp_path, mode="medium")
+
+
+def test_every_markdown_file_is_in_the_toc_or_excluded():
+    """Sphinx warns (and -W fails) on a .md file outside the toc, e.g. pytest's cache README."""
+    from sphinx.util.matching import Matcher
+
+    excluded = Matcher(yaml.safe_load((ROOT / "book" / "_config.yml").read_text())["exclude_patterns"])
+    docs = set(build_book.toc_docnames(ROOT))
+    stray = []
+    for folder, subfolders, files in os.walk(ROOT):
+        rel = Path(folder).relative_to(ROOT).as_posix()
+        prefix = "" if rel == "." else f"{rel}/"
+        subfolders[:] = [d for d in subfolders if d != ".git" and not excluded(prefix + d)]
+        stray += [prefix + name for name in files
+                  if name.endswith(".md") and not excluded(prefix + name) and (prefix + name)[:-3] not in docs]
+    assert not stray, f"markdown files neither in book/_toc.yml nor excluded in book/_config.yml: {stray}"
+    # written by pytest itself after the first run, so a second `make test` would meet them
+    assert excluded(".pytest_cache") and excluded(".ruff_cache")
 
 
 @pytest.fixture(scope="session")
