@@ -161,13 +161,13 @@ def scale_config(device=None, fast=False):
     -------
     ImageFusionConfig
     """
-    if device is None:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(device).type
+    from .train import resolve_device
+
+    device = resolve_device("auto" if device is None else device).type
     if device not in ("cpu", "cuda"):
         raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
     if device == "cuda":
-        config = ImageFusionConfig(device="cuda", image_size=16, aux_weights=spread_weights(8),
+        config = ImageFusionConfig(device=device, image_size=16, aux_weights=spread_weights(8),
                                    aux_train_size=8192, aux_steps=8000, scratch_steps=3000,
                                    finetune_steps=1000, base=64, batch_size=512, lr=1e-3,
                                    test_size=100, n_generated=1000, sample_steps=500, ode_rtol=1e-4)
