@@ -25,8 +25,8 @@ import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 import scorefusion as sf
-from scorefusion.losses import dsm_loss, sample_times
 from scorefusion.nets import ScoreUNet
+from scorefusion.train import dsm_step
 
 
 def _sync(device):
@@ -48,15 +48,8 @@ def measure(config, device, batch, steps, warmup, bf16, channels_last, compile):
     data = torch.rand(batch, 1, config["size"], config["size"], generator=g, device=device)
     data = data.contiguous(memory_format=fmt)
 
-    def step():
-        t = sample_times(batch, sde, None, g, dtype=data.dtype, device=device)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            loss = dsm_loss(net, data, sde, t=t, generator=g)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        ema.update_parameters(model)
-        return loss
+    def step():  # the library's own training step
+        return dsm_step(net, model, ema, opt, data, sde, generator=g, bf16=bf16)
 
     for _ in range(warmup):
         step()

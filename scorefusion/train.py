@@ -41,6 +41,45 @@ def resolve_device(device):
     return torch.device(device)
 
 
+def dsm_step(net, model, ema_model, optimizer, batch, sde, t_range=None, generator=None, bf16=False):
+    r"""One optimiser step on the DSM loss of a batch, then one EMA update.
+
+    .. math:: \theta \leftarrow \mathrm{Adam}\big(\theta, \nabla_\theta\,
+              \mathbb E\,\|\sigma_t s_\theta(x_t, t) + z\|^2\big), \qquad
+              t \sim U(t_{\min}, t_{\max})
+
+    Parameters
+    ----------
+    net : callable
+        The network evaluated, ``model`` itself or its ``torch.compile`` wrapper.
+    model : nn.Module
+        The parameters the optimiser updates and the EMA averages.
+    ema_model : torch.optim.swa_utils.AveragedModel
+    optimizer : torch.optim.Optimizer
+    batch : Tensor of shape (n, ...)
+    sde : VESDE or VPSDE
+    t_range : (float, float), optional
+        As in :func:`~scorefusion.losses.sample_times`.
+    generator : torch.Generator, optional
+        Draws the times and the noise, on the batch's device.
+    bf16 : bool, default False
+        Evaluate the loss under bf16 autocast.
+
+    Returns
+    -------
+    Tensor
+        The batch's loss (before the step).
+    """
+    t = sample_times(batch.shape[0], sde, t_range, generator, dtype=batch.dtype, device=batch.device)
+    with torch.autocast(batch.device.type, dtype=torch.bfloat16, enabled=bf16):
+        loss = dsm_loss(net, batch, sde, t=t, generator=generator)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    ema_model.update_parameters(model)
+    return loss
+
+
 def _check_data(data):
     if not torch.is_tensor(data) or not data.is_floating_point():
         raise TypeError("data must be a floating torch tensor of shape (n, ...)")
@@ -236,13 +275,7 @@ def train_score_model(model, data, sde, epochs=100, batch_size=128, lr=1e-3, ema
             batch = data[order[begin:begin + batch_size]]
             if use_channels_last:  # indexing returns a contiguous tensor
                 batch = batch.contiguous(memory_format=torch.channels_last)
-            t = sample_times(batch.shape[0], sde, t_range, noise_gen, dtype=batch.dtype, device=device)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                loss = dsm_loss(trained, batch, sde, t=t, generator=noise_gen)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            ema_model.update_parameters(model)
+            loss = dsm_step(trained, model, ema_model, optimizer, batch, sde, t_range, noise_gen, use_bf16)
             total += loss.detach().double() * batch.shape[0]
             count += batch.shape[0]
             steps += 1

@@ -158,17 +158,20 @@ def test_fused_score_one_hot_and_linearity():
     assert torch.allclose(mid, 0.25 * aux[0](x, t) + 0.75 * aux[1](x, t))
 
 
+class TinyScore(torch.nn.Module):
+    """A linear time-scaled score network: modules of one architecture for FusedScore."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(2, 2)
+
+    def forward(self, x, t):
+        return self.lin(x) * t[:, None]
+
+
 def test_fused_score_batches_same_architecture_modules():
-    class Tiny(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.lin = torch.nn.Linear(2, 2)
-
-        def forward(self, x, t):
-            return self.lin(x) * t[:, None]
-
     torch.manual_seed(0)
-    nets = [Tiny() for _ in range(4)]
+    nets = [TinyScore() for _ in range(4)]
     fused = sf.FusedScore(nets, [0.1, 0.2, 0.3, 0.4], vectorize=True)
     assert fused.batched
     x, t = torch.randn(8, 2), torch.rand(8)
@@ -275,15 +278,7 @@ def test_cache_hit_miss_and_config_change(tmp_path, monkeypatch):
 def test_fused_score_vectorizes_only_where_asked():
     """'auto' loops on the CPU (measured faster there) and vectorises on accelerators."""
 
-    class Tiny(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.lin = torch.nn.Linear(2, 2)
-
-        def forward(self, x, t):
-            return self.lin(x)
-
-    nets = [Tiny() for _ in range(2)]
+    nets = [TinyScore() for _ in range(2)]
     auto = sf.FusedScore(nets, [0.5, 0.5])
     assert auto.batched and not auto.vectorized_on("cpu") and auto.vectorized_on("cuda")
     assert sf.FusedScore(nets, [0.5, 0.5], vectorize=True).vectorized_on("cpu")
