@@ -150,17 +150,17 @@ def dsm_quadratic(aux, x0, sde, t=None, t_range=PAPER_T_RANGE, n_draws=1, genera
         check_time(t, sde.T)
     xt, z, std = perturb(data, sde, t, generator)
     k = len(fused.aux)
-    G = torch.zeros(k, k, dtype=torch.float64)
-    b = torch.zeros(k, dtype=torch.float64)
-    c = torch.zeros((), dtype=torch.float64)
+    G = torch.zeros(k, k, dtype=torch.float64, device=x0.device)  # accumulated on the data's device,
+    b = torch.zeros(k, dtype=torch.float64, device=x0.device)     # moved to the host once
+    c = torch.zeros((), dtype=torch.float64, device=x0.device)
     with torch.no_grad():
         for sl in tqdm(_batches(n, batch_size), disable=not progress, desc="dsm quadratic"):
             u = (std[sl] * fused.components(xt[sl], t[sl])).reshape(k, sl.stop - sl.start, -1).double()
             zf = z[sl].reshape(sl.stop - sl.start, -1).double()
-            G += torch.einsum("ind,jnd->ij", u, u).cpu()
-            b -= torch.einsum("ind,nd->i", u, zf).cpu()
-            c += zf.pow(2).sum().cpu()
-    return G / n, b / n, c / n
+            G += torch.einsum("ind,jnd->ij", u, u)
+            b -= torch.einsum("ind,nd->i", u, zf)
+            c += zf.pow(2).sum()
+    return G.cpu() / n, b.cpu() / n, c.cpu() / n
 
 
 def _scores_and_divergences(fused, x, t, n_probes, generator):
@@ -241,14 +241,14 @@ def ism_quadratic(aux, x0, sde, t=ISM_TIME, n_probes="auto", generator=None, bat
     n = x0.shape[0]
     tt = torch.full((n,), float(t), dtype=x0.dtype, device=x0.device)
     k = len(fused.aux)
-    G = torch.zeros(k, k, dtype=torch.float64)
-    b = torch.zeros(k, dtype=torch.float64)
+    G = torch.zeros(k, k, dtype=torch.float64, device=x0.device)
+    b = torch.zeros(k, dtype=torch.float64, device=x0.device)
     for sl in tqdm(_batches(n, batch_size), disable=not progress, desc="ism quadratic"):
         s, div = _scores_and_divergences(fused, x0[sl], tt[sl], n_probes, generator)
         s = s.double()
-        G += torch.einsum("ind,jnd->ij", s, s).cpu()
-        b -= div.double().sum(1).cpu()
-    return G / n, b / n, torch.zeros((), dtype=torch.float64)
+        G += torch.einsum("ind,jnd->ij", s, s)
+        b -= div.double().sum(1)
+    return G.cpu() / n, b.cpu() / n, torch.zeros((), dtype=torch.float64)
 
 
 def minimize_quadratic_on_simplex(G, b):
@@ -321,13 +321,13 @@ def minimize_quadratic_on_simplex(G, b):
 
 def _fit_sgd(fused, x0, sde, t_range, epochs, batch_size, lr, momentum, generator, progress):
     k = len(fused.aux)
-    logits = torch.zeros(k, dtype=torch.float64, requires_grad=True)
+    logits = torch.zeros(k, dtype=torch.float64, device=x0.device, requires_grad=True)
     opt = torch.optim.SGD([logits], lr=lr, momentum=momentum)
     n = x0.shape[0]
     history = []
     for _ in tqdm(range(epochs), disable=not progress, desc="sgd epochs"):
         order = torch.randperm(n, generator=generator)
-        total = 0.0
+        total = torch.zeros((), dtype=torch.float64, device=x0.device)  # one host sync per epoch
         for start in range(0, n, batch_size):
             batch = x0[order[start:start + batch_size]]
             t = sample_times(batch.shape[0], sde, t_range, generator, dtype=x0.dtype, device=x0.device)
@@ -340,9 +340,9 @@ def _fit_sgd(fused, x0, sde, t_range, epochs, batch_size, lr, momentum, generato
             opt.zero_grad()
             loss.backward()
             opt.step()
-            total += loss.item() * batch.shape[0]
-        history.append(total / n)
-    return torch.softmax(logits.detach(), 0), history
+            total += loss.detach() * batch.shape[0]
+        history.append(float(total) / n)
+    return torch.softmax(logits.detach(), 0).cpu(), history
 
 
 def fit_weights(aux, x0, sde, method="ism", t=None, t_range=PAPER_T_RANGE, n_probes="auto", n_draws=1,

@@ -23,7 +23,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ._checks import check_positive_int
-from .sde import VPSDE, time_grid
+from .sde import time_grid
 
 __all__ = ["bits_per_dim", "euler_maruyama", "log_likelihood", "predictor_corrector", "probability_flow"]
 
@@ -237,9 +237,8 @@ def predictor_corrector(score, sde, shape=None, n_steps=500, snr=0.16, n_correct
             t = torch.full((x.shape[0],), float(times[k]), dtype=x.dtype, device=device)
             dt = float(times[k] - times[k + 1])
             # corrector: Langevin MCMC at time t_k (Algorithm 4/5, inner loop)
-            alpha = 1.0
-            if isinstance(sde, VPSDE):
-                alpha = 1.0 - (sde.beta_min + float(times[k]) * (sde.beta_max - sde.beta_min)) * dt
+            # DDPM's alpha_i = 1 - beta(t) dt for SDEs of the VP type (those with a noise rate beta), 1 for VE
+            alpha = 1.0 - float(sde.beta(times[k])) * dt if hasattr(sde, "beta") else 1.0
             for _ in range(n_corrector):
                 grad = score_fn(x, t)
                 z = _randn(x.shape, generator, x.dtype, device)

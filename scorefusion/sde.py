@@ -118,10 +118,13 @@ class VPSDE:
         log_alpha = self._log_alpha(t)
         return torch.exp(log_alpha), torch.sqrt(-torch.expm1(2.0 * log_alpha))
 
+    def beta(self, t):
+        r"""Noise rate :math:`\beta(t) = \beta_{\min} + t(\beta_{\max} - \beta_{\min})`, shaped like ``t``."""
+        return self.beta_min + torch.as_tensor(t) * (self.beta_max - self.beta_min)
+
     def sde(self, x, t):
         r"""Drift ``-beta(t) x / 2`` and diffusion ``sqrt(beta(t))``."""
-        t = torch.as_tensor(t, dtype=x.dtype, device=x.device)
-        beta = self.beta_min + t * (self.beta_max - self.beta_min)
+        beta = self.beta(torch.as_tensor(t, dtype=x.dtype, device=x.device))
         drift = -0.5 * beta.reshape(beta.shape + (1,) * (x.ndim - beta.ndim)) * x
         return drift, torch.sqrt(beta)
 

@@ -12,6 +12,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
 from ._checks import check_positive_int
+from .cache import save_atomic
 from .losses import dsm_loss, sample_times
 
 
@@ -87,14 +88,6 @@ def _check_data(data):
         raise ValueError(f"data must have shape (n, ...) with n >= 1, got {tuple(data.shape)}")
     if not torch.isfinite(data).all():
         raise ValueError("data contains NaN or infinite values")
-
-
-def _save_atomic(state, path):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
 
 
 def _distributed(device):
@@ -291,7 +284,7 @@ def train_score_model(model, data, sde, epochs=100, batch_size=128, lr=1e-3, ema
         losses.append(loss_value)
         bar.set_postfix(loss=f"{losses[-1]:.4f}")
         if checkpoint is not None and rank == 0:
-            _save_atomic({"model": model.state_dict(), "ema": ema_model.state_dict(),
+            save_atomic({"model": model.state_dict(), "ema": ema_model.state_dict(),
                           "optimizer": optimizer.state_dict(), "generator": generator.get_state(),
                           "torch_rng": torch.get_rng_state(),
                           "cuda_rng": torch.cuda.get_rng_state(device) if cuda else None,
