@@ -1,5 +1,6 @@
 """Data: the paper's presets and real data that ships offline."""
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -82,6 +83,7 @@ class Digits:
         return self.images.shape[0]
 
 
+@functools.cache  # parsing sklearn's bundled CSV costs ~20 ms a call
 def _digit_pools(classes):
     """Fixed train/test split of sklearn's digits, per class: {c: (train_rows, test_rows)}."""
     from sklearn.datasets import load_digits

@@ -274,10 +274,7 @@ def train_auxiliaries(config, sde, progress=False):
 
 
 def _freeze(model):
-    model.eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    return model
+    return model.eval().requires_grad_(False)
 
 
 def target_data(config, n):
@@ -397,10 +394,7 @@ def finetune_best(config, sde, aux, n, progress=False):
                        sde=repr(sde), start=best, aux_state=_state_key(aux[best]))
 
     def build():
-        model = copy.deepcopy(aux[best])
-        for p in model.parameters():
-            p.requires_grad_(True)
-        return model.train()
+        return copy.deepcopy(aux[best]).requires_grad_(True).train()
 
     def fit(model):
         return _train(model, x, sde, config, config.finetune_steps, config.finetune_lr, seed, progress)

@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from scipy.special import logsumexp, softmax
 from torch import nn
 from tqdm.auto import tqdm
 
@@ -323,8 +324,7 @@ def train_gcd(energy, sampler, data, iters=2000, batch_size=256, lr_energy=1e-3,
     batches = _batches(data, batch_size, generator)
     hist = {"cd_gap": [], "sampler_loss": [], "entropy": []}
     for it in tqdm(range(iters), disable=not progress, desc="GCD"):
-        for p in energy.parameters():
-            p.requires_grad_(False)
+        energy.requires_grad_(False)
         for _ in range(sampler_steps if it >= warmup else 1):
             path = sampler.trajectory(batch_size, generator=generator)
             ent = sampler.entropy_lower_bound(path)
@@ -333,8 +333,7 @@ def train_gcd(energy, sampler, data, iters=2000, batch_size=256, lr_energy=1e-3,
                 opt_s.zero_grad()
                 loss_s.backward()
                 opt_s.step()
-        for p in energy.parameters():
-            p.requires_grad_(True)
+        energy.requires_grad_(True)
         xp, xq = next(batches), path[-1].detach()
         ep, eq = energy(xp), energy(xq)
         loss_e = ep.mean() - eq.mean() + energy_reg * (ep.pow(2).mean() + eq.pow(2).mean())
@@ -552,10 +551,8 @@ def fit_energy_weights(energies, x, bounds=(-4.0, 4.0), n_grid=200):
 
     def nll(lam):
         s = -(lam @ eg)
-        m = s.max()
-        logz = m + np.log(np.exp(s - m).sum() * area)
-        w = np.exp(s - m)
-        grad = ex - (eg @ w) / w.sum()
+        logz = logsumexp(s) + np.log(area)
+        grad = ex - eg @ softmax(s)
         return float(lam @ ex + logz), grad
 
     res = minimize(nll, np.full(k, 1.0 / k), jac=True, method="SLSQP", bounds=[(0.0, 1.0)] * k,

@@ -301,9 +301,7 @@ def root_model(root, source, k, sde, n_samples=2048, epochs=50, lr=1e-3, batch_s
         raise ValueError(f"k must be an int in 0..{root.n_domains - 1}, got {k!r}")
     check_positive_int(n_samples, "n_samples")
     x = sample_domain(source, k, sde, n_samples, n_steps=n_steps, generator=generator, eps=_eps(t_range))
-    rooted = copy.deepcopy(root)
-    for p in rooted.parameters():
-        p.requires_grad_(True)
+    rooted = copy.deepcopy(root).requires_grad_(True)
     labels = torch.full((n_samples,), k, dtype=torch.long)
     return train_conditional(rooted, x, labels, sde, epochs=epochs, batch_size=batch_size, lr=lr,
                              generator=generator, progress=progress, t_range=t_range)
@@ -388,9 +386,7 @@ def finetune(model, sources, sde, n_per_domain=2048, epochs=50, lr=1e-3, batch_s
         generator = torch.Generator().manual_seed(0)
     if data is None:
         data = generated_data(sources, sde, n_per_domain, n_steps=n_steps, generator=generator, eps=_eps(t_range))
-    tuned = copy.deepcopy(model)
-    for p in tuned.parameters():
-        p.requires_grad_(True)
+    tuned = copy.deepcopy(model).requires_grad_(True)
     return train_conditional(tuned, data[0], data[1], sde, epochs=epochs, batch_size=batch_size, lr=lr,
                              generator=generator, progress=progress, t_range=t_range)
 
