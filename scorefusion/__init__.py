@@ -6,8 +6,9 @@ Kullback-Leibler Barycenters", AISTATS 2025 (arXiv 2406.19619).
 Modules: ``distributions`` (closed-form densities), ``barycenter`` (KL
 barycenters), ``sde`` (forward processes), ``scores`` (analytic and fused
 scores), ``losses`` (DSM), ``fusion`` (learning the weights), ``metrics``
-(TV, W1, KL), ``data`` (presets and digits), ``cache`` (trained-model cache),
-and, importing torch networks, ``nets``, ``train``, ``sampling``.
+(TV, W1, KL), ``seeding`` (seeds from named keys), ``data`` (presets and
+digits), ``cache`` (trained-model cache), and, importing torch networks,
+``nets``, ``train``, ``sampling``.
 """
 
 from .barycenter import GeometricMixture, kl_barycenter
@@ -17,6 +18,7 @@ from .losses import dsm_loss
 from .metrics import kl_mc, tv_distance, tv_histogram, w1_distance
 from .scores import AnalyticScore, FusedScore
 from .sde import VESDE, VPSDE
+from .seeding import seed_for
 
 __version__ = "0.1.0"
 
@@ -36,6 +38,7 @@ __all__ = [
     "kl_barycenter",
     "kl_gaussian",
     "kl_mc",
+    "seed_for",
     "tv_distance",
     "tv_histogram",
     "w1_distance",
