@@ -191,7 +191,7 @@ class GeometricMixture:
     def unnormalized_log_prob(self, x):
         r""":math:`\sum_i \lambda_i \log p_i(x)`; shape (n,)."""
         x = check_points(x, self.dim)
-        return sum(float(w) * d._log_prob_at(x) for w, d in zip(self.lam, self.dists) if w > 0)
+        return sum(float(w) * d.log_prob(x) for w, d in zip(self.lam, self.dists) if w > 0)
 
     def _grid(self):
         lows, highs = support_box(self.dists)
@@ -221,7 +221,7 @@ class GeometricMixture:
     def score(self, x):
         r"""Score :math:`\sum_i \lambda_i \nabla \log p_i(x)` (exact; needs no normaliser)."""
         x = check_points(x, self.dim)
-        return sum(float(w) * d._score_at(x) for w, d in zip(self.lam, self.dists) if w > 0)
+        return sum(float(w) * d.score(x) for w, d in zip(self.lam, self.dists) if w > 0)
 
     def sample(self, n, generator=None):
         r"""Draw ``n`` points.

@@ -14,6 +14,21 @@ import torch
 from ._checks import as_float_tensor, check_points, check_positive_int, check_time
 
 
+def _noise_level(value, name, x):
+    """``scale`` or ``std`` as a real tensor of shape () or (n,), in x's dtype and on its device."""
+    if isinstance(value, (bool, str, bytes)) or value is None:
+        raise TypeError(f"{name} must be a number or a tensor of shape (n,), got {type(value).__name__}")
+    if torch.is_tensor(value) and (value.is_complex() or value.dtype == torch.bool):
+        raise TypeError(f"{name} must be real, got dtype {value.dtype}")
+    try:
+        value = torch.as_tensor(value, dtype=x.dtype, device=x.device)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise TypeError(f"{name} must be a number or a tensor of shape (n,): {err}") from None
+    if value.shape not in ((), (x.shape[0],)):
+        raise ValueError(f"{name} must be a number or have shape ({x.shape[0]},), got {tuple(value.shape)}")
+    return value
+
+
 class GaussianMixture:
     r"""Mixture of Gaussians with full covariances.
 
@@ -50,12 +65,15 @@ class GaussianMixture:
             raise ValueError(f"weights must be non-negative and sum to 1, got {weights.tolist()}")
         if covs.shape != (n_components, dim, dim):
             raise ValueError(f"covs must have shape ({n_components}, {dim}, {dim}), got {tuple(covs.shape)}")
-        if not torch.allclose(covs, covs.transpose(-1, -2), rtol=1e-8, atol=1e-10):
-            raise ValueError("covs must be symmetric")
+        asymmetric = ~torch.isclose(covs, covs.transpose(-1, -2), rtol=1e-8, atol=1e-10).flatten(1).all(1)
+        if asymmetric.any():
+            raise ValueError(f"{self._cov_name(int(asymmetric.nonzero()[0]))} must be symmetric")
         evals, evecs = torch.linalg.eigh(covs)
-        if (evals <= 1e-12 * evals.abs().amax(dim=-1, keepdim=True).clamp_min(1e-300)).any():
-            bad = int((evals.amin(-1) <= 0).nonzero()[0]) if (evals <= 0).any() else 0
-            raise ValueError(f"covs[{bad}] is not symmetric positive definite")
+        singular = (evals <= 1e-12 * evals.abs().amax(dim=-1, keepdim=True).clamp_min(1e-300)).any(-1)
+        if singular.any():
+            k = int(singular.nonzero()[0])
+            raise ValueError(f"{self._cov_name(k)} is not symmetric positive definite "
+                             f"(smallest eigenvalue {float(evals[k, 0]):.3g}, largest {float(evals[k, -1]):.3g})")
         self.weights = weights
         self.means = means
         self.covs = covs
@@ -81,6 +99,22 @@ class GaussianMixture:
     def _like(self, weights, means, covs):
         return GaussianMixture(weights, means, covs)
 
+    def _cov_name(self, k):
+        return f"covs[{k}]"
+
+    @property
+    def covs_eigh(self):
+        r"""The stored eigendecomposition of every covariance, :math:`S_k = U_k \operatorname{diag}(e_k) U_k^\top`.
+
+        Returns
+        -------
+        evals : Tensor of shape (K, d)
+            Eigenvalues in ascending order (``torch.linalg.eigh``), all positive.
+        evecs : Tensor of shape (K, d, d)
+            Orthonormal eigenvectors in the columns.
+        """
+        return self._evals, self._evecs
+
     # -- the one computation everything uses ------------------------------
     def _components(self, x, scale, std):
         """Per-component log-density terms and scores of the marginal at (scale, std).
@@ -99,63 +133,95 @@ class GaussianMixture:
         comp_score = -torch.einsum("kde,nke->nkd", self._evecs, proj / var)
         return log_comp, comp_score, var
 
-    def _marginal_terms(self, x, scale=1.0, std=0.0):
-        scale = torch.as_tensor(scale, dtype=x.dtype, device=x.device)
-        std = torch.as_tensor(std, dtype=x.dtype, device=x.device)
-        if scale.ndim == 1:
-            scale, std = scale[:, None, None], std[:, None, None]
+    def _marginal_terms(self, x, scale, std):
+        """Check ``x`` (n, d) and the noise level, then evaluate the components (see ``_components``)."""
+        x = check_points(x, self.dim)
+        scale = _noise_level(scale, "scale", x)
+        std = _noise_level(std, "std", x)
+        ok = torch.isfinite(scale) & torch.isfinite(std) & (std >= 0) & ((scale != 0) | (std > 0))
+        if not bool(ok.all()):  # one reduction for both
+            for name, value in (("scale", scale), ("std", std)):
+                if not bool(torch.isfinite(value).all()):
+                    raise ValueError(f"{name} contains NaN or infinite values")
+            raise ValueError("std must be >= 0, and scale and std must not both be 0 (a point mass has no density)")
+        if scale.ndim == 1 or std.ndim == 1:
+            scale, std = scale.expand(x.shape[0])[:, None, None], std.expand(x.shape[0])[:, None, None]
         return self._components(x.to(self.dtype), scale.to(self.dtype), std.to(self.dtype))
 
-    def _log_prob_at(self, x, scale=1.0, std=0.0):
+    # -- public API -------------------------------------------------------
+    def log_prob(self, x, scale=1.0, std=0.0):
+        r"""Log-density of :math:`\mathrm{scale}\,X + \mathrm{std}\,Z` (:math:`X \sim p`, :math:`Z \sim \mathcal N(0, I)`).
+
+        .. math::
+
+            \log p_{\mathrm{scale}, \mathrm{std}}(x) = \log \sum_k w_k\,
+            \mathcal N\!\left(x;\ \mathrm{scale}\, m_k,\ \mathrm{scale}^2 S_k + \mathrm{std}^2 I\right)
+
+        The defaults give :math:`\log p(x)`; a forward SDE's marginal
+        ``sde.marginal(t)`` gives the noised density :math:`\log p_t(x)`.
+
+        Parameters
+        ----------
+        x : Tensor of shape (n, d)
+        scale : float or Tensor of shape (n,), default 1.0
+        std : float or Tensor of shape (n,), default 0.0
+            Non-negative; not 0 together with ``scale``.
+
+        Returns
+        -------
+        Tensor of shape (n,)
+        """
         log_comp, _, _ = self._marginal_terms(x, scale, std)
         return torch.logsumexp(log_comp, dim=1)
 
-    def _score_at(self, x, scale=1.0, std=0.0):
+    def score(self, x, scale=1.0, std=0.0):
+        r"""Score of :math:`\mathrm{scale}\,X + \mathrm{std}\,Z`, the gradient of :meth:`log_prob`.
+
+        .. math::
+
+            \nabla_x \log p_{\mathrm{scale}, \mathrm{std}}(x) = \sum_k r_k(x)\,
+            \left(-\Sigma_k^{-1}(x - \mathrm{scale}\, m_k)\right), \qquad
+            \Sigma_k = \mathrm{scale}^2 S_k + \mathrm{std}^2 I,
+
+        where ``r_k(x)`` are the posterior component probabilities.
+
+        Parameters
+        ----------
+        x : Tensor of shape (n, d)
+        scale : float or Tensor of shape (n,), default 1.0
+        std : float or Tensor of shape (n,), default 0.0
+
+        Returns
+        -------
+        Tensor of shape (n, d)
+        """
         log_comp, comp_score, _ = self._marginal_terms(x, scale, std)
         resp = torch.softmax(log_comp, dim=1)
         return (resp.unsqueeze(-1) * comp_score).sum(1)
 
-    def _score_and_divergence_at(self, x, scale=1.0, std=0.0):
-        r"""Score and its divergence (the Laplacian of log p), exactly.
+    def score_and_divergence(self, x, scale=1.0, std=0.0):
+        r"""Score of :math:`\mathrm{scale}\,X + \mathrm{std}\,Z` and its divergence (the Laplacian of the log-density), exactly.
 
-        .. math:: \nabla\cdot s = \sum_k r_k\left(|s_k|^2 - \operatorname{tr} S_k^{-1}\right) - |s|^2
+        .. math:: \nabla\cdot s = \sum_k r_k\left(|s_k|^2 - \operatorname{tr} \Sigma_k^{-1}\right) - |s|^2
+
+        with :math:`s_k` the component scores and :math:`\Sigma_k` as in :meth:`score`.
+
+        Parameters
+        ----------
+        x : Tensor of shape (n, d)
+        scale : float or Tensor of shape (n,), default 1.0
+        std : float or Tensor of shape (n,), default 0.0
+
+        Returns
+        -------
+        score : Tensor of shape (n, d)
+        divergence : Tensor of shape (n,)
         """
         log_comp, comp_score, var = self._marginal_terms(x, scale, std)
         resp = torch.softmax(log_comp, dim=1)
         score = (resp.unsqueeze(-1) * comp_score).sum(1)
         per_comp = (comp_score**2).sum(-1) - (1.0 / var).sum(-1)
         return score, (resp * per_comp).sum(1) - (score**2).sum(-1)
-
-    # -- public API -------------------------------------------------------
-    def log_prob(self, x):
-        r"""Log-density :math:`\log p(x)`.
-
-        Parameters
-        ----------
-        x : Tensor of shape (n, d)
-
-        Returns
-        -------
-        Tensor of shape (n,)
-        """
-        x = check_points(x, self.dim)
-        return self._log_prob_at(x)
-
-    def score(self, x):
-        r"""Score :math:`\nabla_x \log p(x) = \sum_k r_k(x)\,(-S_k^{-1}(x - m_k))`.
-
-        ``r_k(x)`` are the posterior component probabilities.
-
-        Parameters
-        ----------
-        x : Tensor of shape (n, d)
-
-        Returns
-        -------
-        Tensor of shape (n, d)
-        """
-        x = check_points(x, self.dim)
-        return self._score_at(x)
 
     def sample(self, n, generator=None):
         r"""Draw ``n`` points: a component ``k ~ w``, then ``m_k + U_k e_k^{1/2} z``.
@@ -226,6 +292,19 @@ class Gaussian(GaussianMixture):
         return self.covs[0]
 
     @property
+    def cov_eigh(self):
+        r"""The stored eigendecomposition of the covariance, :math:`S = U \operatorname{diag}(e) U^\top`.
+
+        Returns
+        -------
+        evals : Tensor of shape (d,)
+            Eigenvalues in ascending order (``torch.linalg.eigh``), all positive.
+        evecs : Tensor of shape (d, d)
+            Orthonormal eigenvectors in the columns.
+        """
+        return self._evals[0], self._evecs[0]
+
+    @property
     def precision(self):
         return (self._evecs[0] / self._evals[0]) @ self._evecs[0].T
 
@@ -235,8 +314,39 @@ class Gaussian(GaussianMixture):
     def _like(self, weights, means, covs):
         return Gaussian(means[0], covs[0])
 
+    def _cov_name(self, k):
+        return "cov"
+
     def __repr__(self):
         return f"Gaussian(dim={self.dim}, dtype={self.dtype})"
+
+
+def sample_gaussian(dist, n, generator=None):
+    r"""Draw ``n`` points of a Gaussian as :math:`m + (z \odot e^{1/2})\, U^\top`, :math:`z \sim \mathcal N(0, I)`.
+
+    .. math:: S = U \operatorname{diag}(e)\, U^\top
+
+    Same law as :meth:`Gaussian.sample`, in O(n d^2) time and O(n d) memory
+    (the mixture sampler gathers one d x d eigenbasis per point, O(n d^2)
+    memory: 2 GB at n = 1024, d = 512), and a different stream of numbers
+    (it draws no component index).
+
+    Parameters
+    ----------
+    dist : Gaussian
+    n : int
+    generator : torch.Generator, optional
+
+    Returns
+    -------
+    Tensor of shape (n, d)
+    """
+    if not isinstance(dist, Gaussian):
+        raise TypeError(f"dist must be a Gaussian, got {type(dist).__name__}")
+    check_positive_int(n, "n")
+    evals, evecs = dist.cov_eigh
+    z = torch.randn(n, dist.dim, generator=generator, dtype=dist.dtype, device=dist.means.device)
+    return dist.mean + (z * evals.sqrt()) @ evecs.T
 
 
 def kl_gaussian(p, q):

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ._checks import check_positive_int
+from ._checks import check_positive_int, check_sde, check_time
 
 
 class FourierFeatures(nn.Module):
@@ -47,8 +47,30 @@ class FourierFeatures(nn.Module):
         return torch.cat([angles.sin(), angles.cos()], dim=1)
 
 
-def _noise_conditioning(sde, x, t):
-    """Per-sample t of shape (n,), input scale c_in, the conditioning scalar log(std)/4, and std."""
+def noise_conditioning(sde, x, t):
+    r"""The conditioning of a score network at times ``t``: :math:`(t, c_\mathrm{in}, c_\mathrm{noise}, \mathrm{std}_t)`.
+
+    .. math::
+
+        c_\mathrm{in}(t) = \frac{1}{\sqrt{\mathrm{scale}_t^2 + \mathrm{std}_t^2}}, \qquad
+        c_\mathrm{noise}(t) = \tfrac14 \log \mathrm{std}_t
+
+    (the input scaling of Karras et al. 2022 and the log-std noise level, see
+    the module docstring). Checks only shapes, not values, so that it may run
+    under ``torch.vmap``; the networks' ``forward`` checks the times.
+
+    Parameters
+    ----------
+    sde : SDE
+        Gives :math:`\mathrm{scale}_t, \mathrm{std}_t` through ``sde.marginal``.
+    x : Tensor of shape (n, ...)
+        The batch; gives n, the dtype and the device.
+    t : float or Tensor of shape (n,)
+
+    Returns
+    -------
+    t, c_in, c_noise, std : Tensors of shape (n,) in x's dtype
+    """
     t = torch.as_tensor(t, dtype=x.dtype, device=x.device)
     if t.ndim == 0:
         t = t.expand(x.shape[0])
@@ -57,6 +79,31 @@ def _noise_conditioning(sde, x, t):
     scale, std = sde.marginal(t)
     scale, std = scale.to(x.dtype), std.to(x.dtype)
     return t, torch.rsqrt(scale**2 + std**2), torch.log(std) / 4, std
+
+
+_noise_conditioning = noise_conditioning  # old name, kept until related/merging.py imports the public one
+
+
+def _check_input(x, t, sde, event_shape):
+    """Check a network's input: floating x of shape (n, *event_shape) with n >= 1, and t in (0, T].
+
+    The values of t are checked when t is a number or a CPU tensor; a tensor on
+    an accelerator is checked for its type only, since reading its values would
+    make every call wait for the device (the samplers and losses make and check
+    their times; a t <= 0 gives a non-finite score, which they detect).
+    """
+    shape = ", ".join(str(v) for v in event_shape)
+    if not torch.is_tensor(x):
+        raise TypeError(f"x must be a torch tensor of shape (n, {shape}), got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise TypeError(f"x must be a floating tensor, got {x.dtype}")
+    if x.ndim != 1 + len(event_shape) or tuple(x.shape[1:]) != tuple(event_shape) or x.shape[0] == 0:
+        raise ValueError(f"x must have shape (n, {shape}) with n >= 1, got {tuple(x.shape)}")
+    if torch.is_tensor(t) and t.device.type != "cpu":
+        if t.is_complex() or t.dtype == torch.bool:
+            raise TypeError(f"t must hold real times, got dtype {t.dtype}")
+    else:
+        check_time(t, sde.T)
 
 
 class ScoreMLP(nn.Module):
@@ -69,7 +116,7 @@ class ScoreMLP(nn.Module):
 
     Parameters
     ----------
-    sde : VESDE or VPSDE
+    sde : SDE
         Gives :math:`\\mathrm{scale}_t, \\mathrm{std}_t` through ``sde.marginal``.
     dim : int
         Data dimension d; inputs have shape (n, d).
@@ -90,7 +137,9 @@ class ScoreMLP(nn.Module):
         super().__init__()
         for name, value in (("dim", dim), ("hidden", hidden), ("depth", depth), ("embed_dim", embed_dim)):
             check_positive_int(value, name)
-        self.sde = sde
+        if embed_dim % 2:
+            raise ValueError(f"embed_dim must be even (sine and cosine features), got {embed_dim}")
+        self.sde = check_sde(sde)
         self.dim = dim
         self.embed = FourierFeatures(embed_dim)
         layers, width = [], dim + embed_dim
@@ -101,10 +150,9 @@ class ScoreMLP(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def forward(self, x, t):
-        """Score at ``x`` of shape (n, d) and times ``t`` of shape (n,)."""
-        if x.ndim != 2 or x.shape[1] != self.dim:
-            raise ValueError(f"x must have shape (n, {self.dim}), got {tuple(x.shape)}")
-        _, c_in, c_noise, std = _noise_conditioning(self.sde, x, t)
+        """Score at ``x`` of shape (n, d) and times ``t`` (a float or shape (n,)) in (0, T]."""
+        _check_input(x, t, self.sde, (self.dim,))
+        _, c_in, c_noise, std = noise_conditioning(self.sde, x, t)
         h = torch.cat([x * c_in[:, None], self.embed(c_noise)], dim=1)
         return self.net(h) / std[:, None]
 
@@ -143,7 +191,7 @@ class ScoreUNet(nn.Module):
 
     Parameters
     ----------
-    sde : VESDE or VPSDE
+    sde : SDE
         Gives :math:`\\mathrm{scale}_t, \\mathrm{std}_t` through ``sde.marginal``.
     channels : int, default 1
     image_size : int, default 8
@@ -163,18 +211,30 @@ class ScoreUNet(nn.Module):
 
     def __init__(self, sde, channels=1, image_size=8, base=32, channel_mult=(1, 2), groups=8):
         super().__init__()
-        for name, value in (("channels", channels), ("image_size", image_size), ("base", base)):
+        for name, value in (("channels", channels), ("image_size", image_size), ("base", base), ("groups", groups)):
             check_positive_int(value, name)
+        if base % 2:
+            raise ValueError(f"base must be even (it sizes the sine and cosine noise features), got {base}")
+        channel_mult = tuple(channel_mult) if isinstance(channel_mult, (tuple, list)) else channel_mult
+        if not isinstance(channel_mult, tuple) or len(channel_mult) == 0:
+            raise TypeError(f"channel_mult must be a non-empty tuple of ints, got {channel_mult!r}")
+        for m in channel_mult:
+            check_positive_int(m, "channel_mult")
         if image_size % (2 ** (len(channel_mult) - 1)):
             raise ValueError(f"image_size {image_size} must be divisible by 2**{len(channel_mult) - 1}")
-        self.sde = sde
+        widths = [base * m for m in channel_mult]
+        normed = [base, *widths] + [c + w for c, w in zip([widths[-1], *widths[::-1]], widths[::-1])]
+        for width in normed:  # the channel counts that meet a GroupNorm
+            if width % min(groups, width):
+                raise ValueError(f"groups={groups} must divide every normalised channel count, got {width} "
+                                 f"(from base={base}, channel_mult={channel_mult})")
+        self.sde = check_sde(sde)
         self.channels = channels
         self.image_size = image_size
         emb_dim = 4 * base
         self.embed = nn.Sequential(FourierFeatures(base), nn.Linear(base, emb_dim), nn.SiLU(),
                                    nn.Linear(emb_dim, emb_dim))
         self.inp = nn.Conv2d(channels, base, 3, padding=1)
-        widths = [base * m for m in channel_mult]
         self.down = nn.ModuleList()
         c = base
         for w in widths:
@@ -191,11 +251,9 @@ class ScoreUNet(nn.Module):
         self.out = nn.Conv2d(c, channels, 3, padding=1)
 
     def forward(self, x, t):
-        """Score at images ``x`` of shape (n, C, H, W) and times ``t`` of shape (n,)."""
-        if x.ndim != 4 or x.shape[1:] != (self.channels, self.image_size, self.image_size):
-            raise ValueError(f"x must have shape (n, {self.channels}, {self.image_size}, {self.image_size}), "
-                             f"got {tuple(x.shape)}")
-        _, c_in, c_noise, std = _noise_conditioning(self.sde, x, t)
+        """Score at images ``x`` of shape (n, C, H, W) and times ``t`` (a float or shape (n,)) in (0, T]."""
+        _check_input(x, t, self.sde, (self.channels, self.image_size, self.image_size))
+        _, c_in, c_noise, std = noise_conditioning(self.sde, x, t)
         emb = self.embed(c_noise)
         h = self.inp(x * c_in[:, None, None, None])
         skips = []

@@ -12,11 +12,12 @@ import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state
 
-from ._checks import check_simplex, check_time
+from ._checks import check_sde, check_simplex, check_time
 from .distributions import GaussianMixture
 
 
 def _time_vector(t, n, like):
+    """Times ``t`` (a number or shape (n,)) as a tensor of shape (n,) in ``like``'s dtype and device."""
     t = torch.as_tensor(t, dtype=like.dtype, device=like.device)
     if t.ndim == 0:
         t = t.expand(n)
@@ -34,37 +35,42 @@ class AnalyticScore:
         p_t = \textstyle\sum_k w_k \mathcal N(\mathrm{scale}_t m_k,\
               \mathrm{scale}_t^2 S_k + \mathrm{std}_t^2 I).
 
-    Every point may carry its own time.
+    Every point may carry its own time. Inputs are checked: ``x`` a floating
+    tensor of shape (n, d) with the distribution's d, ``t`` in (0, T].
 
     Parameters
     ----------
     dist : Gaussian or GaussianMixture
-    sde : VESDE or VPSDE
+    sde : SDE
     """
 
     def __init__(self, dist, sde):
         if not isinstance(dist, GaussianMixture):
             raise TypeError(f"dist must be a Gaussian or GaussianMixture, got {type(dist).__name__}")
         self.dist = dist
-        self.sde = sde
+        self.sde = check_sde(sde)
 
     def __repr__(self):
         return f"AnalyticScore({self.dist!r}, {self.sde!r})"
 
     def _scale_std(self, x, t):
-        t = _time_vector(t, x.shape[0], x)
+        if not torch.is_tensor(x):
+            raise TypeError(f"x must be a torch tensor of shape (n, {self.dist.dim}), got {type(x).__name__}")
+        if x.ndim != 2 or x.shape[1] != self.dist.dim:
+            raise ValueError(f"x must have shape (n, {self.dist.dim}), the distribution's dimension, "
+                             f"got {tuple(x.shape)}")
         check_time(t, self.sde.T)
-        return self.sde.marginal(t)
+        return self.sde.marginal(_time_vector(t, x.shape[0], x))
 
     def __call__(self, x, t):
         """Score of the noised distribution at ``(x, t)``; shape (n, d)."""
         scale, std = self._scale_std(x, t)
-        return self.dist._score_at(x, scale, std).to(x.dtype)
+        return self.dist.score(x, scale, std).to(x.dtype)
 
     def log_prob(self, x, t):
         """Log-density of the noised distribution; shape (n,)."""
         scale, std = self._scale_std(x, t)
-        return self.dist._log_prob_at(x, scale, std).to(x.dtype)
+        return self.dist.log_prob(x, scale, std).to(x.dtype)
 
     def divergence(self, x, t):
         r"""Exact divergence :math:`\nabla_x \cdot s(x, t)`; shape (n,)."""
@@ -73,7 +79,7 @@ class AnalyticScore:
     def score_and_divergence(self, x, t):
         """Score (n, d) and its exact divergence (n,) from one evaluation of the components."""
         scale, std = self._scale_std(x, t)
-        score, div = self.dist._score_and_divergence_at(x, scale, std)
+        score, div = self.dist.score_and_divergence(x, scale, std)
         return score.to(x.dtype), div.to(x.dtype)
 
 
