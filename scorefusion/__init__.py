@@ -17,14 +17,16 @@ from .fusion import FitResult, dsm_quadratic, fit_weights, ism_quadratic
 from .losses import dsm_loss
 from .metrics import kl_mc, tv_distance, tv_histogram, w1_distance
 from .scores import AnalyticScore, FusedScore
-from .sde import VESDE, VPSDE
+from .sde import SDE, VESDE, VPSDE, VPTypeSDE
 from .seeding import seed_for
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "SDE",
     "VESDE",
     "VPSDE",
+    "VPTypeSDE",
     "AnalyticScore",
     "FitResult",
     "FusedScore",

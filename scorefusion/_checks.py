@@ -48,14 +48,63 @@ def check_points(x, dim, name="x"):
     return x
 
 
-def check_time(t, T, name="t"):
-    """Check that every time lies in (0, T]."""
-    t_tensor = torch.as_tensor(t)
-    if not torch.isfinite(t_tensor).all():
+def check_batch(x0, name="x0", dim=None):
+    """Check one batch of data: a floating tensor of shape (n, ...), batch first, n >= 1, finite.
+
+    With ``dim`` the batch must have shape (n, dim). Returns ``x0`` unchanged.
+    """
+    from .sde import SDE  # sde imports this module
+
+    if isinstance(x0, SDE):
+        raise TypeError(f"{name} must be a data tensor, got an SDE ({type(x0).__name__}): "
+                        "check the order of the arguments (the data come before the sde)")
+    if not torch.is_tensor(x0):
+        raise TypeError(f"{name} must be a torch tensor of shape (n, ...), got {type(x0).__name__}")
+    if not x0.is_floating_point():
+        raise TypeError(f"{name} must be a floating tensor, got {x0.dtype}")
+    if x0.ndim < 2 or x0.shape[0] == 0:
+        raise ValueError(f"{name} must have shape (n, ...) with n >= 1, batch first, got {tuple(x0.shape)}")
+    if dim is not None and (x0.ndim != 2 or x0.shape[1] != dim):
+        raise ValueError(f"{name} must have shape (n, {dim}), got {tuple(x0.shape)}")
+    if not torch.isfinite(x0).all():
         raise ValueError(f"{name} contains NaN or infinite values")
-    if (t_tensor <= 0).any() or (t_tensor > T).any():
-        raise ValueError(f"{name} must lie in (0, {T}], got values in "
-                         f"[{float(t_tensor.min())}, {float(t_tensor.max())}]")
+    return x0
+
+
+def check_sde(sde, name="sde"):
+    """Check that ``sde`` implements :class:`scorefusion.sde.SDE`; returns it."""
+    from .sde import SDE  # sde imports this module
+
+    if not isinstance(sde, SDE):
+        raise TypeError(f"{name} must be a scorefusion.sde.SDE (e.g. VESDE(), VPSDE()), got {type(sde).__name__}")
+    return sde
+
+
+def check_time(t, T, name="t", allow_zero=False):
+    """Check times: a number or a 0-d/1-d real tensor with every value in (0, T] ([0, T] with ``allow_zero``).
+
+    Returns ``t`` unchanged.
+    """
+    if t is None or isinstance(t, (bool, str, bytes)):
+        raise TypeError(f"{name} must be a number or a 0-d/1-d tensor of times, got {type(t).__name__}")
+    if torch.is_tensor(t):
+        tensor = t
+    else:
+        try:
+            tensor = torch.as_tensor(t)
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise TypeError(f"{name} must be a number or a 0-d/1-d tensor of times: {err}") from None
+    if tensor.dtype == torch.bool or tensor.is_complex():
+        raise TypeError(f"{name} must hold real times, got dtype {tensor.dtype}")
+    if tensor.ndim > 1:
+        raise ValueError(f"{name} must be a number or a 0-d/1-d tensor of times, got shape {tuple(tensor.shape)}")
+    low_ok = tensor >= 0 if allow_zero else tensor > 0
+    if not bool((low_ok & (tensor <= T)).all()):  # one reduction; NaN fails both comparisons
+        if not torch.isfinite(tensor).all():
+            raise ValueError(f"{name} contains NaN or infinite values")
+        interval = f"[0, {T}]" if allow_zero else f"(0, {T}]"
+        raise ValueError(f"{name} must lie in {interval}, got values in "
+                         f"[{float(tensor.min())}, {float(tensor.max())}]")
     return t
 
 

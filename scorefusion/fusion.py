@@ -25,9 +25,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from scipy.optimize import minimize, minimize_scalar
 from tqdm.auto import tqdm
 
-from ._checks import check_positive_int, check_time
+from ._checks import check_batch, check_positive_int, check_time
+from .barycenter import GeometricMixture
 from .losses import perturb, sample_times
 from .scores import FusedScore
 
@@ -80,18 +82,6 @@ def _as_fused(aux):
     return FusedScore(aux, torch.full((len(aux),), 1.0 / len(aux), dtype=torch.float64))
 
 
-def _check_data(x0):
-    if not torch.is_tensor(x0):
-        raise TypeError(f"x0 must be a torch tensor, got {type(x0).__name__}")
-    if not x0.is_floating_point():
-        raise TypeError(f"x0 must be a floating tensor, got {x0.dtype}")
-    if x0.ndim < 2 or x0.shape[0] == 0:
-        raise ValueError(f"x0 must have shape (n, ...) with n >= 1 target samples, got {tuple(x0.shape)}")
-    if not torch.isfinite(x0).all():
-        raise ValueError("x0 contains NaN or infinite values")
-    return x0
-
-
 def _batches(n, batch_size):
     size = n if batch_size is None else check_positive_int(batch_size, "batch_size")
     return [slice(i, min(i + size, n)) for i in range(0, n, size)]
@@ -137,7 +127,7 @@ def dsm_quadratic(aux, x0, sde, t=None, t_range=PAPER_T_RANGE, n_draws=1, genera
     c : Tensor, scalar
     """
     fused = _as_fused(aux)
-    x0 = _check_data(x0)
+    x0 = check_batch(x0)
     check_positive_int(n_draws, "n_draws")
     data = x0.repeat_interleave(n_draws, dim=0) if n_draws > 1 else x0
     n = data.shape[0]
@@ -231,7 +221,7 @@ def ism_quadratic(aux, x0, sde, t=ISM_TIME, n_probes="auto", generator=None, bat
     c : Tensor, scalar (zero)
     """
     fused = _as_fused(aux)
-    x0 = _check_data(x0)
+    x0 = check_batch(x0)
     check_time(t, sde.T)
     dim = x0[0].numel()
     if n_probes == "auto":
@@ -392,7 +382,7 @@ def fit_weights(aux, x0, sde, method="ism", t=None, t_range=PAPER_T_RANGE, n_pro
     FitResult
     """
     fused = _as_fused(aux)
-    x0 = _check_data(x0)
+    x0 = check_batch(x0)
     start = time.perf_counter()
     if method == "sgd":
         check_positive_int(epochs, "epochs")
@@ -410,3 +400,58 @@ def fit_weights(aux, x0, sde, method="ism", t=None, t_range=PAPER_T_RANGE, n_pro
     lam = torch.as_tensor(lam)
     loss = float(lam @ G @ lam - 2 * b @ lam + c)
     return FitResult(lam, loss, time.perf_counter() - start, [loss], method, (G, b, c), residual)
+
+
+def vanilla_kl_fusion(dists, x0, n_grid=None, generator=None):
+    r"""Vanilla KL fusion: maximum likelihood of the target samples over the barycenter family.
+
+    .. math::
+
+        \hat\lambda_{\mathrm{MLE}} = \arg\max_{\lambda \in \Delta_K}
+            \frac1n \sum_{j=1}^n \sum_i \lambda_i \log p_i(x_j) - \log Z_\lambda
+
+    The normaliser :math:`Z_\lambda` is what makes this hard in general
+    (Liu et al., 2025, Sec. 3); here the auxiliaries are closed-form and
+    :class:`scorefusion.GeometricMixture` computes it (quadrature in 1-2 d).
+    The objective is concave in :math:`\lambda` (``log Z`` is convex), so
+    a bounded scalar search (K = 2) or SLSQP on the simplex finds the maximiser.
+
+    Parameters
+    ----------
+    dists : sequence of K Gaussian or GaussianMixture
+    x0 : Tensor of shape (n, d)
+    n_grid : int, optional
+        Quadrature points per axis of the normaliser.
+    generator : torch.Generator, optional
+        For the importance-sampling normaliser above 2 dimensions.
+
+    Returns
+    -------
+    lam : Tensor of shape (K,)
+    nll : float
+        Mean negative log-likelihood at ``lam``.
+    """
+    dists = list(dists)
+    k = len(dists)
+    if k < 2:
+        raise ValueError(f"dists must hold at least 2 models, got {k}")
+    logs = torch.stack([d.log_prob(x0).double() for d in dists]).mean(1).numpy()  # (K,)
+
+    def nll(lam):
+        lam = np.clip(lam, 0.0, None)
+        lam = lam / lam.sum()
+        log_z, _ = GeometricMixture(dists, torch.as_tensor(lam), n_grid=n_grid, generator=generator).log_normalizer()
+        return float(-(lam @ logs) + log_z)
+
+    if k == 2:  # one free weight: bounded scalar search
+        res = minimize_scalar(lambda a: nll(np.array([a, 1.0 - a])), bounds=(0.0, 1.0), method="bounded",
+                              options={"xatol": 1e-6})
+        best = np.array([res.x, 1.0 - res.x])
+    else:
+        res = minimize(nll, np.full(k, 1.0 / k), method="SLSQP", bounds=[(0.0, 1.0)] * k,
+                       constraints=[{"type": "eq", "fun": lambda v: v.sum() - 1.0}],
+                       options={"ftol": 1e-12, "maxiter": 200})
+        best = res.x
+    lam = np.clip(best, 0.0, None)
+    lam = lam / lam.sum()
+    return torch.as_tensor(lam), nll(lam)

@@ -2,7 +2,7 @@
 
 import torch
 
-from ._checks import check_time
+from ._checks import check_batch, check_time
 
 DEFAULT_T_MIN = 1e-5
 
@@ -59,12 +59,7 @@ def dsm_loss(score, x0, sde, t=None, generator=None, t_range=None):
     -------
     Tensor, scalar
     """
-    if not torch.is_tensor(x0) or not x0.is_floating_point():
-        raise TypeError("x0 must be a floating tensor")
-    if x0.ndim < 2 or x0.shape[0] == 0:
-        raise ValueError(f"x0 must have shape (n, ...) with n >= 1, got {tuple(x0.shape)}")
-    if not torch.isfinite(x0).all():
-        raise ValueError("x0 contains NaN or infinite values")
+    check_batch(x0)
     if t is None:
         t = sample_times(x0.shape[0], sde, t_range, generator, dtype=x0.dtype, device=x0.device)
     else:

@@ -22,8 +22,8 @@ from scipy.integrate import solve_ivp
 from torch import nn
 from tqdm.auto import tqdm
 
-from ._checks import check_positive_int
-from .sde import time_grid
+from ._checks import check_batch, check_positive_int, check_sde
+from .sde import VPTypeSDE, time_grid
 
 __all__ = ["bits_per_dim", "euler_maruyama", "log_likelihood", "predictor_corrector", "probability_flow"]
 
@@ -69,11 +69,6 @@ def _score_fn(score):
     return call
 
 
-def _check_sde(sde):
-    if not all(hasattr(sde, name) for name in ("marginal", "sde", "prior_sample", "T")):
-        raise TypeError(f"sde must be a VESDE or VPSDE (with marginal, sde, prior_sample, T), got {type(sde).__name__}")
-
-
 def _randn(shape, generator, dtype, device):
     """Standard normals drawn on the generator's device, then moved to ``device``."""
     gen_device = generator.device if generator is not None else device
@@ -82,7 +77,7 @@ def _randn(shape, generator, dtype, device):
 
 def _start(score, sde, shape, x_T, generator, dtype, device):
     """Starting points x_T: given, or drawn from the prior; plus the device to run on."""
-    _check_sde(sde)
+    check_sde(sde)
     if device is None:
         device = x_T.device if torch.is_tensor(x_T) else (_weights_dtype_device(score)[1] or torch.device("cpu"))
     device = torch.device(device)
@@ -237,8 +232,8 @@ def predictor_corrector(score, sde, shape=None, n_steps=500, snr=0.16, n_correct
             t = torch.full((x.shape[0],), float(times[k]), dtype=x.dtype, device=device)
             dt = float(times[k] - times[k + 1])
             # corrector: Langevin MCMC at time t_k (Algorithm 4/5, inner loop)
-            # DDPM's alpha_i = 1 - beta(t) dt for SDEs of the VP type (those with a noise rate beta), 1 for VE
-            alpha = 1.0 - float(sde.beta(times[k])) * dt if hasattr(sde, "beta") else 1.0
+            # DDPM's alpha_i = 1 - beta(t) dt for SDEs of the VP type (VPTypeSDE), 1 otherwise
+            alpha = 1.0 - float(sde.beta(times[k])) * dt if isinstance(sde, VPTypeSDE) else 1.0
             for _ in range(n_corrector):
                 grad = score_fn(x, t)
                 z = _randn(x.shape, generator, x.dtype, device)
@@ -348,17 +343,6 @@ def _divergence(fn, x, probes):
     return out.detach(), div.detach()
 
 
-def _check_data(x0, name="x0"):
-    if hasattr(x0, "marginal") and hasattr(x0, "prior_sample"):
-        raise TypeError(f"{name} must be a data tensor, got an SDE: the order is (score, x0, sde, ...)")
-    if not torch.is_tensor(x0) or not x0.is_floating_point():
-        raise TypeError(f"{name} must be a floating tensor of shape (n, ...)")
-    if x0.ndim < 2 or x0.shape[0] == 0:
-        raise ValueError(f"{name} must have shape (n, ...) with n >= 1, got {tuple(x0.shape)}")
-    if not torch.isfinite(x0).all():
-        raise ValueError(f"{name} contains NaN or infinite values")
-
-
 def log_likelihood(score, x0, sde, eps=1e-5, divergence="auto", n_probes=1, generator=None, rtol=1e-5,
                    atol=1e-5, method="RK45", probe="rademacher"):
     r"""Log-density of data under the probability-flow model, by the instantaneous change of variables.
@@ -408,8 +392,8 @@ def log_likelihood(score, x0, sde, eps=1e-5, divergence="auto", n_probes=1, gene
     Tensor of shape (n,), float64
         :math:`\log p(x_0)` in nats per sample (not per dimension).
     """
-    _check_data(x0)
-    _check_sde(sde)
+    check_batch(x0)
+    check_sde(sde)
     _check_eps(eps, sde)
     _check_solver(rtol, atol, method)
     if divergence not in ("auto", "exact", "hutchinson"):
@@ -495,7 +479,7 @@ def bits_per_dim(score, x0, sde, n_levels=None, data_range=(0.0, 1.0), generator
     Tensor of shape (n,), float64
         Bits per dimension of each sample.
     """
-    _check_data(x0)
+    check_batch(x0)
     dim = x0[0].numel()
     offset = 0.0
     if n_levels is not None:

@@ -78,11 +78,12 @@ def test_probability_flow_from_the_prior_with_vp():
 # ---------------------------------------------------------------- likelihood
 
 
-class ExactTerminal:
+class ExactTerminal(sf.SDE):
     """The SDE with its prior replaced by the exact noised marginal p_T (the VE prior N(0, std_T^2) is not p_T)."""
 
     def __init__(self, sde, dist):
-        self.inner, self.dist, self.T = sde, dist, sde.T
+        super().__init__(sde.T)
+        self.inner, self.dist = sde, dist
 
     def marginal(self, t):
         return self.inner.marginal(t)

@@ -50,7 +50,8 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
-from .._checks import as_float_tensor, check_simplex
+from .._checks import as_float_tensor, check_simplex, check_time
+from ..sde import VPTypeSDE
 
 try:
     from diffusers import UNet2DConditionModel, UNet2DModel
@@ -227,7 +228,7 @@ def from_epsilon(eps, x, scale, std, prediction_type):
 # The discrete schedule as a continuous-time SDE
 # ---------------------------------------------------------------------------------------------
 
-class DDPMScheduleSDE:
+class DDPMScheduleSDE(VPTypeSDE):
     r"""A diffusers scheduler's discrete noise schedule as a continuous-time VP SDE.
 
     A DDPM-family scheduler trained on :math:`N` timesteps noises data as
@@ -292,7 +293,7 @@ class DDPMScheduleSDE:
             )
         if (acp[1:] > acp[:-1]).any():
             raise ValueError("alphas_cumprod must be non-increasing (non-negative betas)")
-        self.T = 1.0
+        super().__init__(1.0)
         self.alphas_cumprod = acp
         self.num_train_timesteps = acp.numel()
         self._log_acp = torch.cat([torch.zeros(1, dtype=torch.float64), acp.log()])  # nodes t = 0, 1/N, ..., 1
@@ -304,12 +305,6 @@ class DDPMScheduleSDE:
     def t_min(self):
         """Smallest time at which a network can be queried: ``1 / N`` (timestep 0)."""
         return 1.0 / self.num_train_timesteps
-
-    def _check_t(self, t):
-        if not torch.isfinite(t).all():
-            raise ValueError("t contains NaN or infinite values")
-        if (t < 0).any() or (t > self.T).any():
-            raise ValueError(f"t must lie in [0, {self.T}], got values in [{float(t.min())}, {float(t.max())}]")
 
     def _piece(self, t):
         """Index of the interpolation piece of every time and the position inside it."""
@@ -334,7 +329,7 @@ class DDPMScheduleSDE:
         Tensor shaped like ``t``
         """
         t = torch.as_tensor(t, dtype=torch.float64)
-        self._check_t(t)
+        check_time(t, self.T, allow_zero=True)
         j0, frac = self._piece(t)
         log_acp = self._log_acp.to(t.device)
         lo, hi = log_acp[j0], log_acp[j0 + 1]
@@ -374,46 +369,10 @@ class DDPMScheduleSDE:
         Tensor shaped like ``t``
         """
         t = torch.as_tensor(t, dtype=torch.float64)
-        self._check_t(t)
+        check_time(t, self.T, allow_zero=True)
         j0, _ = self._piece(t)
         log_acp = self._log_acp.to(t.device)
         return -self.num_train_timesteps * (log_acp[j0 + 1] - log_acp[j0])
-
-    def sde(self, x, t):
-        r"""Drift :math:`-\beta(t) x / 2` and diffusion :math:`\sqrt{\beta(t)}`.
-
-        .. math:: f(x, t) = -\tfrac12\beta(t)\,x, \qquad g(t) = \sqrt{\beta(t)}
-
-        Parameters
-        ----------
-        x : Tensor of shape (n, *event_shape)
-        t : float or Tensor of shape (n,)
-
-        Returns
-        -------
-        drift : Tensor like ``x``
-        diffusion : Tensor shaped like ``t`` (dtype of ``x``)
-        """
-        beta = self.beta(torch.as_tensor(t, device=x.device)).to(dtype=x.dtype, device=x.device)
-        drift = -0.5 * beta.reshape(beta.shape + (1,) * (x.ndim - beta.ndim)) * x
-        return drift, torch.sqrt(beta)
-
-    def prior_sample(self, shape, generator=None, dtype=None, device=None):
-        r"""Draw from the prior :math:`\mathcal N(0, I)` (what diffusers pipelines start from).
-
-        .. math:: x_T \sim \mathcal N(0, I)
-
-        Parameters
-        ----------
-        shape : tuple of int
-        generator : torch.Generator, optional
-        dtype, device : optional
-
-        Returns
-        -------
-        Tensor of shape ``shape``
-        """
-        return torch.randn(shape, generator=generator, dtype=dtype, device=device)
 
     def timestep(self, t):
         r"""The (continuous) network timestep of time ``t``: :math:`\tau = N t - 1`, float64.
@@ -429,7 +388,7 @@ class DDPMScheduleSDE:
         Tensor shaped like ``t``
         """
         t = torch.as_tensor(t, dtype=torch.float64)
-        self._check_t(t)
+        check_time(t, self.T, allow_zero=True)
         return t * self.num_train_timesteps - 1.0
 
     def time(self, timestep):
@@ -445,9 +404,12 @@ class DDPMScheduleSDE:
         -------
         Tensor shaped like ``timestep``
         """
-        t = (torch.as_tensor(timestep, dtype=torch.float64) + 1.0) / self.num_train_timesteps
-        self._check_t(t)
-        return t
+        timestep = torch.as_tensor(timestep, dtype=torch.float64)
+        last = self.num_train_timesteps - 1
+        if not bool(((timestep >= -1) & (timestep <= last)).all()):
+            raise ValueError(f"timestep must lie in [-1, {last}] (time in [0, 1]), got values in "
+                             f"[{float(timestep.min())}, {float(timestep.max())}]")
+        return (timestep + 1.0) / self.num_train_timesteps
 
 
 # ---------------------------------------------------------------------------------------------
