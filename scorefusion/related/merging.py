@@ -24,13 +24,14 @@ each model was trained with, denoising score matching, which is what this module
 """
 
 import copy
+import functools
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
 from .._checks import check_points, check_positive_int, check_simplex
-from ..losses import perturb, sample_times
+from ..losses import dsm_loss
 from ..nets import FourierFeatures, _noise_conditioning
 
 __all__ = ["ConditionalScoreMLP", "DomainScore", "average_weights", "count_parameters", "finetune",
@@ -94,10 +95,18 @@ class ConditionalScoreMLP(nn.Module):
         y = y.expand(x.shape[0]) if y.ndim == 0 else y
         if y.shape != (x.shape[0],) or (y < 0).any() or (y >= self.n_domains).any():
             raise ValueError(f"y must have shape ({x.shape[0]},) with labels in 0..{self.n_domains - 1}")
-        return self._score(x, t, y)
+        return self.score(x, t, y)
 
-    def _score(self, x, t, y):
-        # no data-dependent checks here: DomainScore calls this under torch.vmap (FusedScore)
+    def score(self, x, t, y):
+        r"""The score without the checks of ``forward``.
+
+        .. math:: s_\theta(x, t, y) = F_\theta(c_\mathrm{in}(t)\, x,\ \phi(\log\mathrm{std}_t),\ e_y) / \mathrm{std}_t
+
+        Those checks read the labels' values, which ``torch.vmap`` forbids; this method has none,
+        so :class:`DomainScore` and :func:`train_conditional` call it, the former under
+        ``torch.vmap`` when :class:`scorefusion.FusedScore` stacks K domains. Arguments as in
+        ``forward``, with ``y`` of shape (n,).
+        """
         _, c_in, c_noise, std = _noise_conditioning(self.sde, x, t)
         h = torch.cat([x * c_in[:, None], self.embed(c_noise), self.domain(y)], dim=1)
         return self.net(h) / std[:, None]
@@ -136,7 +145,7 @@ class DomainScore(nn.Module):
     def forward(self, x, t):
         if x.ndim != 2 or x.shape[1] != self.model.dim:
             raise ValueError(f"x must have shape (n, {self.model.dim}), got {tuple(x.shape)}")
-        return self.model._score(x, t, self.label.expand(x.shape[0]))
+        return self.model.score(x, t, self.label.expand(x.shape[0]))
 
 
 def _check_labels(labels, n, n_domains):
@@ -199,9 +208,7 @@ def train_conditional(model, data, labels, sde, epochs=100, batch_size=256, lr=2
         for start in range(0, data.shape[0], batch_size):
             idx = perm[start:start + batch_size]
             x0, y = data[idx], labels[idx]
-            t = sample_times(x0.shape[0], sde, t_range, generator=generator, dtype=x0.dtype)
-            xt, z, std = perturb(x0, sde, t, generator=generator)
-            loss = (std * model._score(xt, t, y) + z).pow(2).sum(1).mean()
+            loss = dsm_loss(functools.partial(model.score, y=y), x0, sde, generator=generator, t_range=t_range)
             opt.zero_grad()
             loss.backward()
             opt.step()
