@@ -9,6 +9,15 @@ from scipy.stats import wasserstein_distance
 
 from ._checks import as_float_tensor, check_positive_int
 from .barycenter import GeometricMixture, grid, integrate_on_grid, support_box
+from .distributions import Gaussian
+
+
+def _check_n_samples(n_samples, with_stderr):
+    """``n_samples`` a positive int, at least 2 when a standard error is asked for."""
+    check_positive_int(n_samples, "n_samples")
+    if with_stderr and n_samples < 2:
+        raise ValueError(f"n_samples must be at least 2 for a standard error, got {n_samples}")
+    return n_samples
 
 
 def _box(dist):
@@ -57,6 +66,55 @@ def tv_distance(p, q, n_grid=None, n_samples=100_000, generator=None, return_std
         ratio = torch.tanh(0.5 * (lp - lq)).abs()  # |p - q| / (p + q), computed stably
         value, stderr = float(ratio.mean()), float(ratio.std() / math.sqrt(n_samples))
     return (value, stderr) if return_stderr else value
+
+
+def gaussian_tv(p, q, n_samples=200_000, generator=None):
+    r"""Total variation between two Gaussians by Monte Carlo in a canonical frame, in any dimension.
+
+    TV is invariant under invertible affine maps. Whitening by ``p`` and
+    rotating by the eigenvectors of the whitened covariance of ``q`` gives
+
+    .. math::
+
+        \mathrm{TV}(p, q) = \mathrm{TV}\big(\mathcal N(0, I),\ \mathcal N(\mu, \operatorname{diag}(s))\big),
+        \quad \mu = V^\top W (m_q - m_p),\ W S_q W^\top = V \operatorname{diag}(s) V^\top,\
+        W = S_p^{-1/2},
+
+    after which both log-densities cost O(d) per point. The estimator is the
+    one of :func:`tv_distance`,
+    :math:`\mathbb E_{x\sim (p+q)/2}\,|\tanh(\tfrac12(\log p - \log q))|`,
+    half the draws from each distribution; its integrand lies in [0, 1].
+
+    Parameters
+    ----------
+    p, q : Gaussian of one dimension d
+    n_samples : int, default 200000
+        At least 2 (the standard error needs two draws).
+    generator : torch.Generator, optional
+
+    Returns
+    -------
+    (float, float)
+        The estimate and its standard error.
+    """
+    for name, dist in (("p", p), ("q", q)):
+        if not isinstance(dist, Gaussian):
+            raise TypeError(f"{name} must be a Gaussian, got {type(dist).__name__}")
+    if p.dim != q.dim:
+        raise ValueError(f"p and q must have the same dimension, got {p.dim} and {q.dim}")
+    _check_n_samples(n_samples, True)
+    evals, evecs = (v.double() for v in p.cov_eigh)
+    w = evecs.T / evals.sqrt()[:, None]  # S_p^{-1/2} up to a rotation, which TV ignores
+    cov_q = w @ q.cov.double() @ w.T
+    s, v = torch.linalg.eigh(0.5 * (cov_q + cov_q.T))
+    mu = v.T @ (w @ (q.mean.double() - p.mean.double()))
+    half = n_samples // 2
+    z = torch.randn(n_samples, p.dim, generator=generator, dtype=torch.float64)
+    x = torch.cat([z[:half], mu + s.sqrt() * z[half:]])
+    log_p = -0.5 * (x**2).sum(1)
+    log_q = -0.5 * (((x - mu) ** 2) / s).sum(1) - 0.5 * torch.log(s).sum()
+    ratio = torch.tanh(0.5 * (log_p - log_q)).abs()
+    return float(ratio.mean()), float(ratio.std() / math.sqrt(n_samples))
 
 
 def tv_histogram(x, q, bins=200, bounds=None):
