@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 
 from .._checks import check_points, check_positive_int, check_simplex
 from ..losses import dsm_loss
-from ..nets import FourierFeatures, _noise_conditioning
+from ..nets import FourierFeatures, noise_conditioning
 
 __all__ = ["ConditionalScoreMLP", "DomainScore", "average_weights", "count_parameters", "finetune",
            "generated_data", "merge", "root_model", "sample_domain", "train_conditional"]
@@ -107,7 +107,7 @@ class ConditionalScoreMLP(nn.Module):
         ``torch.vmap`` when :class:`scorefusion.FusedScore` stacks K domains. Arguments as in
         ``forward``, with ``y`` of shape (n,).
         """
-        _, c_in, c_noise, std = _noise_conditioning(self.sde, x, t)
+        _, c_in, c_noise, std = noise_conditioning(self.sde, x, t)
         h = torch.cat([x * c_in[:, None], self.embed(c_noise), self.domain(y)], dim=1)
         return self.net(h) / std[:, None]
 
