@@ -11,7 +11,7 @@ import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
-from ._checks import check_positive_int
+from ._checks import check_batch, check_positive_int, check_sde
 from .cache import save_atomic
 from .losses import dsm_loss, sample_times
 
@@ -25,7 +25,8 @@ class TrainResult:
     model : nn.Module
         A copy of the model carrying the EMA weights, in eval mode.
     losses : list of float
-        Mean DSM loss per epoch (of this process's shard under DDP).
+        Mean DSM loss per epoch (over all processes under DDP; the last epoch of a
+        ``steps=`` run may be partial).
     seconds : float
         Wall-clock time of this call (a resumed run counts only its own part).
     """
@@ -81,13 +82,45 @@ def dsm_step(net, model, ema_model, optimizer, batch, sde, t_range=None, generat
     return loss
 
 
-def _check_data(data):
-    if not torch.is_tensor(data) or not data.is_floating_point():
-        raise TypeError("data must be a floating torch tensor of shape (n, ...)")
-    if data.ndim < 2 or data.shape[0] == 0:
-        raise ValueError(f"data must have shape (n, ...) with n >= 1, got {tuple(data.shape)}")
-    if not torch.isfinite(data).all():
-        raise ValueError("data contains NaN or infinite values")
+@dataclass
+class _Schedule:
+    """How long a run lasts: every process takes ``steps_per_epoch`` steps per full epoch."""
+
+    steps_per_epoch: int
+    total_steps: int
+
+    @property
+    def total_epochs(self):
+        return -(-self.total_steps // self.steps_per_epoch)
+
+
+def _schedule(n, batch_size, world, epochs, steps):
+    shard = -(-n // world)  # every process's share of an epoch, padded as in _shard
+    steps_per_epoch = -(-shard // batch_size)
+    return _Schedule(steps_per_epoch, steps if steps is not None else epochs * steps_per_epoch)
+
+
+def _check_arguments(model, data, sde, epochs, steps, batch_size, lr, ema, generator, stop_after_steps):
+    if not isinstance(model, torch.nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module score network, got {type(model).__name__}")
+    check_batch(data, "data")
+    check_sde(sde)
+    if (epochs is None) == (steps is None):
+        raise ValueError("give exactly one of epochs= (full passes over the data) or steps= (optimiser steps), "
+                         f"got epochs={epochs!r}, steps={steps!r}")
+    if epochs is not None:
+        check_positive_int(epochs, "epochs")
+    else:
+        check_positive_int(steps, "steps")
+    check_positive_int(batch_size, "batch_size")
+    if isinstance(lr, bool) or not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr must be a finite positive number, got {lr!r}")
+    if isinstance(ema, bool) or not (isinstance(ema, (int, float)) and 0 <= ema < 1):
+        raise ValueError(f"ema must be a number in [0, 1), got {ema!r}")
+    if generator is not None and (not isinstance(generator, torch.Generator) or generator.device.type != "cpu"):
+        raise TypeError("generator must be a CPU torch.Generator (it drives shuffling and the per-epoch seeds)")
+    if stop_after_steps is not None:
+        check_positive_int(stop_after_steps, "stop_after_steps")
 
 
 def _distributed(device):
@@ -107,6 +140,22 @@ def _distributed(device):
     return torch.distributed.get_rank(), torch.distributed.get_world_size(), device
 
 
+def _precision(device, data, bf16, channels_last):
+    """(bf16 autocast on?, memory format): "auto" turns both on for CUDA only (channels-last for 4-D data)."""
+    cuda = device.type == "cuda"
+    use_bf16 = cuda if bf16 == "auto" else bool(bf16)
+    use_channels_last = (cuda and data.ndim == 4) if channels_last == "auto" else bool(channels_last)
+    return use_bf16, torch.channels_last if use_channels_last else torch.contiguous_format
+
+
+def _wrap(model, world, device, compile):
+    """The network the steps evaluate: ``model`` under DDP when distributed, compiled when asked."""
+    net = model
+    if world > 1:
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+    return torch.compile(net) if compile else net
+
+
 def _shard(n, generator, rank, world):
     """This process's indices of one epoch: one shared permutation, padded by wrapping around to a
     multiple of ``world`` (as ``DistributedSampler`` does) so that every process takes the same
@@ -118,8 +167,53 @@ def _shard(n, generator, rank, world):
     return order[rank::world]
 
 
-def train_score_model(model, data, sde, epochs=100, batch_size=128, lr=1e-3, ema=0.999, device="auto",
-                      checkpoint=None, progress=True, generator=None, t_range=None, bf16="auto",
+def _resume(checkpoint, run_info, schedule, model, ema_model, optimizer, generator, device):
+    """Load the training state saved by :func:`_save_checkpoint`; returns (epoch, step, losses)."""
+    state = torch.load(checkpoint, map_location=device, weights_only=False)
+    if state.get("run") != run_info:
+        raise ValueError(f"checkpoint {checkpoint} belongs to another run ({state.get('run')}), "
+                         f"not to this one ({run_info}); delete it or pass another path")
+    if state["step"] > schedule.total_steps:
+        raise ValueError(f"checkpoint {checkpoint} is at step {state['step']}, past this run's "
+                         f"{schedule.total_steps} steps")
+    model.load_state_dict(state["model"])
+    ema_model.load_state_dict(state["ema"])
+    optimizer.load_state_dict(state["optimizer"])
+    generator.set_state(state["generator"])
+    torch.set_rng_state(state["torch_rng"])
+    if device.type == "cuda" and state.get("cuda_rng") is not None:
+        torch.cuda.set_rng_state(state["cuda_rng"], device)
+    return state["epoch"], state["step"], list(state["losses"])
+
+
+def _save_checkpoint(checkpoint, run_info, model, ema_model, optimizer, generator, device, epoch, step, losses):
+    """Write the training state atomically: weights, EMA, optimiser, progress and every RNG state."""
+    save_atomic({"model": model.state_dict(), "ema": ema_model.state_dict(), "optimizer": optimizer.state_dict(),
+                 "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
+                 "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+                 "epoch": epoch, "step": step, "losses": losses, "run": run_info}, checkpoint)
+
+
+def _epoch_loss(total, count, step_losses, first_step, world, device):
+    """The epoch's mean loss over every process's samples; FloatingPointError naming the first bad step."""
+    if world > 1:
+        summary = torch.stack([total, torch.tensor(float(count), dtype=torch.float64, device=device)])
+        torch.distributed.all_reduce(summary)
+        total, count = summary[0], summary[1]
+    loss = float(total) / float(count)
+    if math.isfinite(loss):
+        return loss
+    finite = torch.isfinite(torch.stack(step_losses))
+    bad = torch.tensor(float(first_step + int(finite.long().argmin())) if not finite.all() else math.inf,
+                       dtype=torch.float64, device=device)
+    if world > 1:  # the NaN may have come from another process's batch
+        torch.distributed.all_reduce(bad, torch.distributed.ReduceOp.MIN)
+    raise FloatingPointError(f"the DSM loss became {loss} at optimiser step {int(bad)}: lower lr, or check "
+                             "the model and the data")
+
+
+def train_score_model(model, data, sde, *, epochs=None, steps=None, batch_size=128, lr=1e-3, ema=0.999,
+                      device="auto", checkpoint=None, progress=True, generator=None, t_range=None, bf16="auto",
                       channels_last="auto", compile=False, stop_after_steps=None):
     r"""Train a score network by denoising score matching, with EMA and resumable checkpoints.
 
@@ -135,12 +229,14 @@ def train_score_model(model, data, sde, epochs=100, batch_size=128, lr=1e-3, ema
     over shuffled mini-batches, and keeps an exponential moving average of the
     weights, :math:`\bar\theta \leftarrow \beta \bar\theta + (1 - \beta)\theta`
     after every step (``torch.optim.swa_utils``; buffers are averaged too).
+    The run lasts ``epochs`` full passes over the data or exactly ``steps``
+    optimiser steps (the last epoch then stops part-way); give one of the two.
 
     Reproducibility: every random draw comes from ``generator`` (default: seed
     0). At the start of each epoch it draws the permutation and a seed for the
     epoch's times and noises (on the training device), so the same seed gives
     the same weights on the same device. With ``checkpoint``, the model, EMA,
-    optimiser, epoch, losses and the RNG states (``generator``, torch's global
+    optimiser, progress, losses and the RNG states (``generator``, torch's global
     CPU and CUDA generators) are written after every epoch, atomically (a
     temporary file in the same folder, then ``os.replace``); a call that finds
     the file resumes from it, so a run killed at any moment and restarted ends
@@ -162,9 +258,14 @@ def train_score_model(model, data, sde, epochs=100, batch_size=128, lr=1e-3, ema
     data : Tensor of shape (n, ...)
         Training samples, floating and finite, n >= 1.
     sde : VESDE or VPSDE
-    epochs : int, default 100
+    epochs : int, optional
+        Number of passes over the data (each process's shard under DDP).
+    steps : int, optional
+        Number of optimiser steps; exclusive with ``epochs``.
     batch_size : int, default 128
+        Samples per step and process.
     lr : float, default 1e-3
+        Adam's learning rate, finite and positive.
     ema : float, default 0.999
         EMA decay :math:`\beta` in [0, 1) (0 keeps the last weights).
     device : str or torch.device, default "auto"
@@ -195,99 +296,65 @@ def train_score_model(model, data, sde, epochs=100, batch_size=128, lr=1e-3, ema
     TypeError
         ``model`` not a module, ``data`` not a floating tensor, ``generator`` not a CPU generator.
     ValueError
-        Empty or non-finite data, ``epochs``/``batch_size`` < 1, ``lr`` <= 0,
+        Empty or non-finite data, neither or both of ``epochs`` and ``steps``,
+        ``epochs``/``steps``/``batch_size`` < 1, ``lr`` not finite and positive,
         ``ema`` outside [0, 1), a checkpoint of another run.
     FloatingPointError
-        The loss became NaN or infinite.
+        The loss became NaN or infinite (the message names the first such step).
     """
-    if not isinstance(model, torch.nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module score network, got {type(model).__name__}")
-    _check_data(data)
-    check_positive_int(epochs, "epochs")
-    check_positive_int(batch_size, "batch_size")
-    if not (isinstance(lr, (int, float)) and lr > 0):
-        raise ValueError(f"lr must be a positive number, got {lr!r}")
-    if not (isinstance(ema, (int, float)) and 0 <= ema < 1):
-        raise ValueError(f"ema must be a number in [0, 1), got {ema!r}")
-    if generator is not None and (not isinstance(generator, torch.Generator) or generator.device.type != "cpu"):
-        raise TypeError("generator must be a CPU torch.Generator (it drives shuffling and the per-epoch seeds)")
-    if stop_after_steps is not None:
-        check_positive_int(stop_after_steps, "stop_after_steps")
+    _check_arguments(model, data, sde, epochs, steps, batch_size, lr, ema, generator, stop_after_steps)
     start_time = time.perf_counter()
-    rank, world, device = _distributed(resolve_device(device))
-    cuda = device.type == "cuda"
-    use_bf16 = cuda if bf16 == "auto" else bool(bf16)
-    use_channels_last = (cuda and data.ndim == 4) if channels_last == "auto" else bool(channels_last)
-    generator = generator if generator is not None else torch.Generator().manual_seed(0)
 
-    memory_format = torch.channels_last if use_channels_last else torch.contiguous_format
+    # Set up the processes, the device and the precision.
+    rank, world, device = _distributed(resolve_device(device))
+    use_bf16, memory_format = _precision(device, data, bf16, channels_last)
     model = model.to(device, memory_format=memory_format).train()
-    data = data.to(device)
-    if use_channels_last:
-        data = data.contiguous(memory_format=torch.channels_last)
+    data = data.to(device).contiguous(memory_format=memory_format)
+    generator = generator if generator is not None else torch.Generator().manual_seed(0)
+    noise_gen = torch.Generator(device=device)
+
+    # Set up the optimiser, the EMA and the length of the run.
     ema_model = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(ema), use_buffers=True)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    noise_gen = torch.Generator(device=device)
     n = data.shape[0]
+    schedule = _schedule(n, batch_size, world, epochs, steps)
+
+    # Resume from the checkpoint, if there is one.
     run_info = {"n": n, "batch_size": batch_size, "world": world}
-    first_epoch, losses = 0, []
+    epoch, step, losses = 0, 0, []
     if checkpoint is not None and Path(checkpoint).exists():
-        state = torch.load(checkpoint, map_location=device, weights_only=False)
-        if state.get("run") != run_info:
-            raise ValueError(f"checkpoint {checkpoint} belongs to another run ({state.get('run')}), "
-                             f"not to this one ({run_info}); delete it or pass another path")
-        if state["epoch"] > epochs:
-            raise ValueError(f"checkpoint {checkpoint} is at epoch {state['epoch']} > epochs={epochs}")
-        model.load_state_dict(state["model"])
-        ema_model.load_state_dict(state["ema"])
-        optimizer.load_state_dict(state["optimizer"])
-        generator.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
-        if cuda and state.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state(state["cuda_rng"], device)
-        first_epoch, losses = state["epoch"], list(state["losses"])
+        epoch, step, losses = _resume(checkpoint, run_info, schedule, model, ema_model, optimizer, generator, device)
 
-    trained = model
-    if world > 1:
-        trained = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if cuda else None)
-    if compile:
-        trained = torch.compile(trained)
-
-    steps = 0
-    bar = tqdm(range(first_epoch, epochs), disable=not progress or rank != 0, desc="training",
-               initial=first_epoch, total=epochs)
-    for epoch in bar:
+    # Train.
+    net = _wrap(model, world, device, compile)
+    bar = tqdm(total=schedule.total_epochs, initial=epoch, disable=not progress or rank != 0, desc="training")
+    calls = 0
+    while step < schedule.total_steps:
         # every random number of the epoch derives from `generator` at the epoch's start, so a
         # checkpoint written between epochs fixes the rest of the run on every process
         order = _shard(n, generator, rank, world).to(device)
         epoch_seed = int(torch.randint(2**62, (1,), generator=generator))
         noise_gen.manual_seed((epoch_seed + 7919 * rank) % 2**63)
+
+        # The epoch's steps (the last epoch of a steps= run may stop part-way).
         total = torch.zeros((), dtype=torch.float64, device=device)
-        count = 0
-        for begin in range(0, order.numel(), batch_size):
-            batch = data[order[begin:begin + batch_size]]
-            if use_channels_last:  # indexing returns a contiguous tensor
-                batch = batch.contiguous(memory_format=torch.channels_last)
-            loss = dsm_step(trained, model, ema_model, optimizer, batch, sde, t_range, noise_gen, use_bf16)
-            total += loss.detach().double() * batch.shape[0]
+        count, first_step, step_losses = 0, step + 1, []
+        for begin in range(0, order.numel(), batch_size)[: schedule.total_steps - step]:
+            batch = data[order[begin:begin + batch_size]].contiguous(memory_format=memory_format)
+            loss = dsm_step(net, model, ema_model, optimizer, batch, sde, t_range, noise_gen, use_bf16).detach()
+            total += loss.double() * batch.shape[0]
             count += batch.shape[0]
-            steps += 1
-            if stop_after_steps is not None and steps >= stop_after_steps:
-                raise KeyboardInterrupt(f"stopped after {steps} steps (stop_after_steps)")
-        if world > 1:  # the logged loss is the mean over all processes' samples
-            summary = torch.stack([total, torch.tensor(float(count), dtype=torch.float64, device=device)])
-            torch.distributed.all_reduce(summary)
-            total, count = summary[0], summary[1]
-        loss_value = float(total) / float(count)
-        if not math.isfinite(loss_value):
-            raise FloatingPointError(f"the DSM loss became {loss_value} in epoch {epoch + 1}; lower lr")
-        losses.append(loss_value)
+            step_losses.append(loss)
+            step, calls = step + 1, calls + 1
+            if stop_after_steps is not None and calls >= stop_after_steps:
+                raise KeyboardInterrupt(f"stopped after {calls} steps (stop_after_steps)")
+
+        # The epoch's loss (the mean over all processes), then the checkpoint.
+        losses.append(_epoch_loss(total, count, step_losses, first_step, world, device))
+        epoch += 1
+        bar.update()
         bar.set_postfix(loss=f"{losses[-1]:.4f}")
         if checkpoint is not None and rank == 0:
-            save_atomic({"model": model.state_dict(), "ema": ema_model.state_dict(),
-                          "optimizer": optimizer.state_dict(), "generator": generator.get_state(),
-                          "torch_rng": torch.get_rng_state(),
-                          "cuda_rng": torch.cuda.get_rng_state(device) if cuda else None,
-                          "epoch": epoch + 1, "losses": losses, "run": run_info}, checkpoint)
-    result = copy.deepcopy(ema_model.module).eval()
-    return TrainResult(result, losses, time.perf_counter() - start_time)
+            _save_checkpoint(checkpoint, run_info, model, ema_model, optimizer, generator, device, epoch, step, losses)
+    bar.close()
+    return TrainResult(copy.deepcopy(ema_model.module).eval(), losses, time.perf_counter() - start_time)

@@ -169,7 +169,59 @@ def test_unet_trains_on_images():
     assert result.model(images[:2], torch.full((2,), 0.5)).shape == (2, 1, 8, 8)
 
 
+def test_steps_gives_exactly_that_many_optimiser_steps():
+    """300 samples in batches of 64 are 5 steps per epoch: steps=12 is two epochs and two steps of a third;
+    steps=10 is bit for bit the run of epochs=2."""
+    model = fresh_mlp()
+    calls = []
+    model.register_forward_pre_hook(lambda module, args: calls.append(1))
+    result = train_score_model(model, data(300), SDE, steps=12, batch_size=64, progress=False)
+    assert len(calls) == 12 and len(result.losses) == 3
+    by_steps = train_score_model(fresh_mlp(), data(300), SDE, steps=10, batch_size=64, progress=False).model
+    by_epochs = train_score_model(fresh_mlp(), data(300), SDE, epochs=2, batch_size=64, progress=False).model
+    assert all(torch.equal(a, b) for a, b in zip(by_steps.state_dict().values(), by_epochs.state_dict().values()))
+
+
+def test_steps_run_resumes_to_the_same_weights(tmp_path):
+    kwargs = {"steps": 12, "batch_size": 64, "progress": False}
+    reference = train_score_model(fresh_mlp(), data(300), SDE, **kwargs).model
+    ckpt = tmp_path / "steps.pt"
+    with pytest.raises(KeyboardInterrupt):  # killed in the second epoch
+        train_score_model(fresh_mlp(), data(300), SDE, checkpoint=ckpt, stop_after_steps=7, **kwargs)
+    resumed = train_score_model(fresh_mlp(), data(300), SDE, checkpoint=ckpt, **kwargs).model
+    assert all(torch.equal(a, b) for a, b in zip(reference.state_dict().values(), resumed.state_dict().values()))
+    again = train_score_model(fresh_mlp(), data(300), SDE, checkpoint=ckpt, **kwargs)  # finished: no step taken
+    assert all(torch.equal(a, b) for a, b in zip(reference.state_dict().values(), again.model.state_dict().values()))
+
+
+class NaNAfter(torch.nn.Module):
+    """A score network whose output turns NaN from its k-th call on."""
+
+    def __init__(self, k):
+        super().__init__()
+        self.inner, self.k, self.calls = fresh_mlp(), k, 0
+
+    def forward(self, x, t):
+        self.calls += 1
+        out = self.inner(x, t)
+        return out * float("nan") if self.calls >= self.k else out
+
+
+def test_non_finite_loss_names_the_step():
+    with pytest.raises(FloatingPointError, match="step 7"):
+        train_score_model(NaNAfter(7), data(128), SDE, epochs=3, batch_size=32, progress=False)
+
+
 @pytest.mark.parametrize("kwargs, error, fragment", [
+    ({"epochs": None}, ValueError, "exactly one of epochs"),
+    ({"steps": 3}, ValueError, "exactly one of epochs"),
+    ({"epochs": None, "steps": 0}, ValueError, "steps"),
+    ({"lr": float("inf")}, ValueError, "lr"),
+    ({"lr": float("nan")}, ValueError, "lr"),
+    ({"ema": float("nan")}, ValueError, "ema"),
+    ({"data": [[0.0, 1.0]]}, TypeError, "data"),
+    ({"sde": "VESDE"}, TypeError, "sde"),
+
     ({"data": torch.zeros(0, 2)}, ValueError, "data"),
     ({"data": torch.tensor([[float("nan"), 0.0]])}, ValueError, "NaN"),
     ({"data": torch.zeros(4, 2, dtype=torch.long)}, TypeError, "data"),
@@ -179,7 +231,7 @@ def test_unet_trains_on_images():
     ({"ema": 1.0}, ValueError, "ema"),
 ])
 def test_bad_input(kwargs, error, fragment):
-    args = {"data": torch.zeros(8, 2), "epochs": 1, "batch_size": 4, "progress": False}
+    args = {"data": torch.zeros(8, 2), "sde": SDE, "epochs": 1, "batch_size": 4, "progress": False}
     args.update(kwargs)
     with pytest.raises(error, match=fragment):
-        train_score_model(fresh_mlp(), sde=SDE, **args)
+        train_score_model(fresh_mlp(), **args)
