@@ -81,7 +81,6 @@ def noise_conditioning(sde, x, t):
     return t, torch.rsqrt(scale**2 + std**2), torch.log(std) / 4, std
 
 
-
 def _check_input(x, t, sde, event_shape):
     """Check a network's input: floating x of shape (n, *event_shape) with n >= 1, and t in (0, T].
 
