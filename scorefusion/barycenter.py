@@ -65,7 +65,7 @@ def _gaussian_product(lam, means, covs):
     return mean, cov, log_c
 
 
-def kl_barycenter(dists, lam):
+def kl_barycenter(dists, lam, max_components=10_000):
     r"""Closed-form KL barycenter of Gaussians or Gaussian mixtures.
 
     Gaussians (exact):
@@ -93,6 +93,11 @@ def kl_barycenter(dists, lam):
     ----------
     dists : sequence of K Gaussian or GaussianMixture of one dimension d
     lam : array of shape (K,) on the simplex
+    max_components : int, default 10000
+        Largest number of component tuples :math:`\prod_i K_i` to expand;
+        above it a ValueError names the count. The expansion costs about
+        0.7 ms per tuple (12 two-component mixtures, 4096 tuples: 3 s), and
+        the count doubles with every further two-component mixture.
 
     Returns
     -------
@@ -104,8 +109,14 @@ def kl_barycenter(dists, lam):
     Liu, Ye, Blanchet, Si (2025), ScoreFusion, Sec. 3 and App. A.
     """
     dists, lam = _check_dists(dists, lam)
+    check_positive_int(max_components, "max_components")
     keep = [i for i in range(len(dists)) if lam[i] > 0]
     dists = [dists[i] for i in keep]
+    n_tuples = math.prod(d.n_components for d in dists)
+    if n_tuples > max_components:
+        raise ValueError(f"the barycenter of these mixtures has {n_tuples} component tuples "
+                         f"(the product of the component counts of the {len(dists)} models with positive lam), "
+                         f"above max_components={max_components}; raise max_components to expand them all")
     lam = lam[keep] / lam[keep].sum()
     dtype = dists[0].dtype
     if all(type(d) is Gaussian for d in dists):
@@ -148,6 +159,36 @@ def integrate_on_grid(values, axes):
     for axis in reversed(axes):
         vals = simpson(vals, x=axis.numpy(), axis=-1)
     return float(vals)
+
+
+def sample_grid_cells(points, mass, step, n, generator=None):
+    r"""Draw ``n`` points from a density tabulated at the nodes of a uniform grid.
+
+    A node :math:`g` with probability proportional to its tabulated mass, then a uniform point of
+    the cell centred on it:
+
+    .. math:: P(g) = \frac{q(g)}{\sum_{g'} q(g')}, \qquad x = g + \Delta \odot (u - \tfrac12),
+              \quad u \sim U[0, 1]^d
+
+    Parameters
+    ----------
+    points : Tensor of shape (G, d)
+        The nodes, e.g. from :func:`grid`.
+    mass : Tensor of shape (G,)
+        Non-negative, not necessarily normalised.
+    step : float or Tensor of shape (d,)
+        The grid spacing :math:`\Delta` along each axis.
+    n : int
+    generator : torch.Generator, optional
+
+    Returns
+    -------
+    Tensor of shape (n, d), float64
+    """
+    check_positive_int(n, "n")
+    idx = torch.multinomial(mass, n, replacement=True, generator=generator)
+    jitter = (torch.rand(n, points.shape[1], generator=generator, dtype=torch.float64) - 0.5) * step
+    return points[idx] + jitter
 
 
 class GeometricMixture:
@@ -249,9 +290,7 @@ class GeometricMixture:
             axes, points = self._grid()
             step = torch.tensor([float(a[1] - a[0]) for a in axes], dtype=torch.float64)
             mass = torch.exp(self.log_prob(points))
-            idx = torch.multinomial(mass, n, replacement=True, generator=generator)
-            jitter = (torch.rand(n, 2, generator=generator, dtype=torch.float64) - 0.5) * step
-            return (points[idx] + jitter).to(self.dtype)
+            return sample_grid_cells(points, mass, step, n, generator=generator).to(self.dtype)
         proposal = kl_barycenter(self.dists, self.lam)
         x = proposal.sample(20 * n, generator=generator)
         log_w = self.unnormalized_log_prob(x) - proposal.log_prob(x)

@@ -11,7 +11,7 @@ import math
 
 import torch
 
-from ._checks import as_float_tensor, check_points, check_positive_int, check_time
+from ._checks import as_float_tensor, check_points, check_positive_int, check_sde, check_time
 
 
 def _noise_level(value, name, x):
@@ -252,14 +252,18 @@ class GaussianMixture:
 
         Parameters
         ----------
-        sde : VESDE or VPSDE
+        sde : SDE
         t : float in (0, sde.T]
 
         Returns
         -------
         Distribution of the same type.
         """
-        t = float(check_time(t, sde.T))
+        check_sde(sde)
+        check_time(t, sde.T)
+        if torch.is_tensor(t) and t.numel() != 1:
+            raise ValueError(f"t must be a single time, got shape {tuple(t.shape)}")
+        t = float(t)
         scale, std = (float(v) for v in sde.marginal(torch.tensor(t, dtype=torch.float64)))
         eye = torch.eye(self.dim, dtype=self.dtype, device=self.means.device)
         return self._like(self.weights, scale * self.means, scale**2 * self.covs + std**2 * eye)

@@ -9,7 +9,7 @@ from scipy.stats import wasserstein_distance
 
 from ._checks import as_float_tensor, check_positive_int
 from .barycenter import GeometricMixture, grid, integrate_on_grid, support_box
-from .distributions import Gaussian
+from .distributions import Gaussian, GaussianMixture
 
 
 def _check_n_samples(n_samples, with_stderr):
@@ -18,6 +18,19 @@ def _check_n_samples(n_samples, with_stderr):
     if with_stderr and n_samples < 2:
         raise ValueError(f"n_samples must be at least 2 for a standard error, got {n_samples}")
     return n_samples
+
+
+MIN_GRID = 101
+"""Fewest grid points per axis :func:`tv_distance` accepts (at 51 points, two unit Gaussians 3 apart are off by 0.02)."""
+
+GRID_MASS_TOL = 1e-3
+"""Largest error of the grid's mass of p or q that :func:`tv_distance` accepts before calling the grid too coarse."""
+
+
+def _check_distribution(dist, name):
+    if not isinstance(dist, (GaussianMixture, GeometricMixture)):
+        raise TypeError(f"{name} must be a Gaussian, GaussianMixture or GeometricMixture, got {type(dist).__name__}")
+    return dist
 
 
 def _box(dist):
@@ -35,13 +48,19 @@ def tv_distance(p, q, n_grid=None, n_samples=100_000, generator=None, return_std
     covering both; above, by Monte Carlo with the second form (half the draws
     from each distribution), whose integrand lies in [0, 1].
 
+    The grid must resolve both densities: when it integrates ``p`` or ``q``
+    to a mass off 1 by more than ``GRID_MASS_TOL`` (1e-3), a component much
+    narrower than the box (12 standard deviations of the widest) falls
+    between grid points, and a ValueError asks for a larger ``n_grid``.
+
     Parameters
     ----------
     p, q : Gaussian, GaussianMixture or GeometricMixture of one dimension d
     n_grid : int, optional
-        Grid points per axis (default 20001 in 1-D, 801 in 2-D).
+        Grid points per axis, at least ``MIN_GRID`` (101); default 20001 in
+        1-D, 801 in 2-D.
     n_samples : int, default 100000
-        Monte-Carlo draws above 2 dimensions.
+        Monte-Carlo draws above 2 dimensions, at least 2.
     generator : torch.Generator, optional
     return_stderr : bool, default False
         Also return the standard error (0 for quadrature).
@@ -50,16 +69,25 @@ def tv_distance(p, q, n_grid=None, n_samples=100_000, generator=None, return_std
     -------
     float, or (float, float) with ``return_stderr``
     """
+    _check_distribution(p, "p")
+    _check_distribution(q, "q")
     if p.dim != q.dim:
         raise ValueError(f"p and q must have the same dimension, got {p.dim} and {q.dim}")
     if p.dim <= 2:
-        n_grid = check_positive_int(n_grid or (20001 if p.dim == 1 else 801), "n_grid")
+        n_grid = check_positive_int((20001 if p.dim == 1 else 801) if n_grid is None else n_grid, "n_grid")
+        if n_grid < MIN_GRID:
+            raise ValueError(f"n_grid must be at least {MIN_GRID} points per axis, got {n_grid}")
         (lo_p, hi_p), (lo_q, hi_q) = _box(p), _box(q)
         axes, points = grid(torch.minimum(lo_p, lo_q), torch.maximum(hi_p, hi_q), n_grid)
-        diff = (torch.exp(p.log_prob(points).double()) - torch.exp(q.log_prob(points).double())).abs()
-        value, stderr = 0.5 * integrate_on_grid(diff, axes), 0.0
+        dens_p, dens_q = torch.exp(p.log_prob(points).double()), torch.exp(q.log_prob(points).double())
+        for name, dens in (("p", dens_p), ("q", dens_q)):
+            mass = integrate_on_grid(dens, axes)
+            if abs(mass - 1.0) > GRID_MASS_TOL:
+                raise ValueError(f"n_grid={n_grid} is too coarse: the grid integrates {name} to {mass:.6g}, "
+                                 f"not 1 within {GRID_MASS_TOL}; use a larger n_grid")
+        value, stderr = 0.5 * integrate_on_grid((dens_p - dens_q).abs(), axes), 0.0
     else:
-        check_positive_int(n_samples, "n_samples")
+        _check_n_samples(n_samples, True)
         half = n_samples // 2
         x = torch.cat([p.sample(half, generator=generator), q.sample(n_samples - half, generator=generator)])
         lp, lq = p.log_prob(x).double(), q.log_prob(x).double()
@@ -118,17 +146,21 @@ def gaussian_tv(p, q, n_samples=200_000, generator=None):
 
 
 def tv_histogram(x, q, bins=200, bounds=None):
-    r"""Total variation between 1-D samples and a density, on a histogram.
+    r"""Total variation between 1-D samples and a density, on a histogram with one more cell for the outside.
 
     .. math:: \widehat{\mathrm{TV}} = \tfrac12 \sum_j \left|\frac{N_j}{N} - \int_{B_j} q\right|
+              + \tfrac12 \left|\frac{N_\mathrm{out}}{N} - \int_{\mathrm{out}} q\right|
+
+    where the bins :math:`B_j` split the range and "out" is everything outside
+    it, so that mass of ``x`` or of ``q`` beyond the range counts too.
 
     Parameters
     ----------
     x : Tensor of shape (N, 1)
-    q : distribution with ``log_prob`` in one dimension
+    q : Gaussian, GaussianMixture or GeometricMixture in one dimension
     bins : int, default 200
     bounds : (float, float), optional
-        Histogram range; default the range of ``x`` padded by 5%.
+        Histogram range, lower < upper; default the range of ``x`` padded by 5%.
 
     Returns
     -------
@@ -137,17 +169,33 @@ def tv_histogram(x, q, bins=200, bounds=None):
         ``sqrt(bins / (2 pi N))`` for smooth densities.
     """
     x = as_float_tensor(x, "x", dtype=torch.float64)
-    if x.ndim != 2 or x.shape[1] != 1 or q.dim != 1:
-        raise ValueError(f"tv_histogram is one-dimensional: x must have shape (N, 1), got {tuple(x.shape)}")
+    if x.ndim != 2 or x.shape[1] != 1 or x.shape[0] == 0:
+        raise ValueError(f"tv_histogram is one-dimensional: x must have shape (N, 1), N >= 1, got {tuple(x.shape)}")
+    _check_distribution(q, "q")
+    if q.dim != 1:
+        raise ValueError(f"tv_histogram is one-dimensional: q must have dimension 1, got {q.dim}")
     check_positive_int(bins, "bins")
-    lo, hi = bounds or (float(x.min()), float(x.max()))
-    pad = 0.05 * (hi - lo) if bounds is None else 0.0
+    if bounds is None:
+        lo, hi = float(x.min()), float(x.max())
+        if not hi > lo:
+            raise ValueError(f"x has a single value ({lo}); give bounds for the histogram")
+        pad = 0.05 * (hi - lo)
+    else:
+        try:
+            lo, hi = (float(v) for v in bounds)
+        except (TypeError, ValueError):
+            raise TypeError(f"bounds must be a pair of numbers (lower, upper), got {bounds!r}") from None
+        if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+            raise ValueError(f"bounds must be finite with lower < upper, got {bounds!r}")
+        pad = 0.0
     edges = np.linspace(lo - pad, hi + pad, bins + 1)
     counts, _ = np.histogram(x[:, 0].numpy(), bins=edges)
     fine = torch.linspace(edges[0], edges[-1], 20 * bins + 1, dtype=torch.float64)
     dens = torch.exp(q.log_prob(fine[:, None]).double()).numpy()
     cell = np.add.reduceat(0.5 * (dens[1:] + dens[:-1]) * np.diff(fine.numpy()), np.arange(0, 20 * bins, 20))
-    return 0.5 * float(np.abs(counts / x.shape[0] - cell).sum() + max(0.0, 1.0 - cell.sum()))
+    outside_x = 1.0 - counts.sum() / x.shape[0]
+    outside_q = max(0.0, 1.0 - cell.sum())
+    return 0.5 * float(np.abs(counts / x.shape[0] - cell).sum() + abs(outside_x - outside_q))
 
 
 def w1_distance(x, y):
@@ -184,9 +232,9 @@ def kl_mc(p, q, n_samples=100_000, generator=None, return_stderr=False):
 
     Parameters
     ----------
-    p : distribution with ``sample`` and ``log_prob``
-    q : distribution with ``log_prob``
+    p, q : Gaussian, GaussianMixture or GeometricMixture of one dimension
     n_samples : int, default 100000
+        At least 2 with ``return_stderr``.
     generator : torch.Generator, optional
     return_stderr : bool, default False
 
@@ -194,8 +242,13 @@ def kl_mc(p, q, n_samples=100_000, generator=None, return_stderr=False):
     -------
     float, or (float, float) with ``return_stderr``
     """
-    check_positive_int(n_samples, "n_samples")
+    _check_distribution(p, "p")
+    _check_distribution(q, "q")
+    if p.dim != q.dim:
+        raise ValueError(f"p and q must have the same dimension, got {p.dim} and {q.dim}")
+    _check_n_samples(n_samples, return_stderr)
     x = p.sample(n_samples, generator=generator)
     diff = (p.log_prob(x) - q.log_prob(x)).double()
-    value, stderr = float(diff.mean()), float(diff.std() / math.sqrt(n_samples))
-    return (value, stderr) if return_stderr else value
+    if return_stderr:
+        return float(diff.mean()), float(diff.std() / math.sqrt(n_samples))
+    return float(diff.mean())

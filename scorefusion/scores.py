@@ -56,6 +56,8 @@ class AnalyticScore:
     def _scale_std(self, x, t):
         if not torch.is_tensor(x):
             raise TypeError(f"x must be a torch tensor of shape (n, {self.dist.dim}), got {type(x).__name__}")
+        if not x.is_floating_point():
+            raise TypeError(f"x must be a floating tensor, got {x.dtype}")
         if x.ndim != 2 or x.shape[1] != self.dist.dim:
             raise ValueError(f"x must have shape (n, {self.dist.dim}), the distribution's dimension, "
                              f"got {tuple(x.shape)}")
