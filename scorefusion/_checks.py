@@ -1,5 +1,6 @@
 """Input validation shared by the library: clear errors that name the argument."""
 
+import numpy as np
 import torch
 
 
@@ -7,6 +8,8 @@ def as_float_tensor(value, name, dtype=None):
     """Convert ``value`` to a floating tensor, rejecting NaN/inf and non-numbers."""
     if isinstance(value, (str, bytes)) or value is None:
         raise TypeError(f"{name} must be an array of numbers, got {type(value).__name__}")
+    if value.is_complex() if torch.is_tensor(value) else np.iscomplexobj(value):
+        raise TypeError(f"{name} must be real, got complex values")
     if isinstance(value, torch.Tensor):
         tensor = value
         if not tensor.is_floating_point():
