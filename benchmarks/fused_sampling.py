@@ -4,9 +4,9 @@ ScoreFusion evaluates s_lam(x, t) = sum_i lam_i s_i(x, t) at every step of the
 sampler. The official code loops over the K auxiliary networks; FusedScore
 stacks their parameters (torch.func.stack_module_state) and evaluates all K in
 one vmap call. For K = 2, 4, 8 same-architecture ScoreUNets (sizes from
-scorefusion.image_fusion.scale_config(device)), this prints the median time of
+lab.digits.scale_config(device)), this prints the median time of
 one fused-score evaluation of a batch both ways, measured interleaved in one
-run (scorefusion.image_fusion.time_fused_vs_loop), and their ratio.
+run (lab.scaling.time_fused_vs_loop), and their ratio.
 Goals: batched >= 2.5x the loop on a GPU; not slower on CPU.
 
 Run: ``python benchmarks/fused_sampling.py [--device cpu|cuda] [--batch N] [--repeats R] [--bf16]``.
@@ -17,7 +17,8 @@ import argparse
 import torch
 
 import scorefusion as sf
-from scorefusion.image_fusion import build_unet, scale_config, time_fused_vs_loop
+from lab.digits import build_unet, scale_config
+from lab.scaling import time_fused_vs_loop
 
 
 def main(argv=None):

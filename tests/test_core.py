@@ -10,11 +10,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as hs
 
 import scorefusion as sf
+from lab.gaussians import random_gaussians
 from scorefusion.barycenter import GeometricMixture, _gaussian_product, kl_barycenter
 from scorefusion.data import paper_1d
 from scorefusion.fusion import minimize_quadratic_on_simplex
 from scorefusion.sde import time_grid
-from theory_checks._common import random_gaussians
 
 
 def gen(seed=0):

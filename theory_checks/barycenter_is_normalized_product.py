@@ -4,12 +4,12 @@ import math
 
 import torch
 
+from lab.gaussians import random_gaussians
 from scorefusion import GeometricMixture, kl_barycenter, kl_gaussian
 from scorefusion.barycenter import _gaussian_product, grid, integrate_on_grid, support_box
 from scorefusion.data import paper_1d
 
 from . import Claim, Result
-from ._common import random_gaussians
 
 
 def run(fast=True):

@@ -1,6 +1,6 @@
 """Learning the target alone (Gaussian MLE / Ledoit-Wolf) has a TV error that grows with d."""
 
-from scorefusion.experiments import dimension_free_tv, summarize_tv
+from lab.dimension_free import dimension_free_tv, summarize_tv
 
 from . import Claim, Result
 

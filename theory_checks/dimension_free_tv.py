@@ -4,7 +4,7 @@ import math
 
 import numpy as np
 
-from scorefusion.experiments import dimension_free_tv, loglog_slope, summarize_tv
+from lab.dimension_free import dimension_free_tv, loglog_slope, summarize_tv
 
 from . import Claim, Result
 

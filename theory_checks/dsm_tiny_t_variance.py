@@ -3,9 +3,9 @@
 import numpy as np
 import torch
 
+from lab.paper_1d import dsm_linear_term_spread
 from scorefusion import VESDE, AnalyticScore, ism_quadratic
 from scorefusion.data import paper_1d
-from scorefusion.experiments import dsm_linear_term_spread
 
 from . import Claim, Result
 

@@ -3,11 +3,11 @@
 import numpy as np
 import torch
 
+from lab.gaussians import random_gaussians
 from scorefusion import VESDE, AnalyticScore, fit_weights, kl_barycenter
 from scorefusion.data import paper_1d
 
 from . import Claim, Result
-from ._common import random_gaussians
 
 
 def rmse_by_n(ns, seeds, lam_star):

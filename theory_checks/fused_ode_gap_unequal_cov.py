@@ -3,11 +3,12 @@ covariances and, for unequal ones, has the geometric mean of the variances inste
 harmonic mean."""
 
 import math
+from functools import partial
 
 import numpy as np
 import torch
-from scipy.integrate import solve_ivp
 
+from lab.gaussian_flows import flow_map, fused_affine
 from scorefusion import VPSDE, AnalyticScore, FusedScore, Gaussian, kl_barycenter, kl_gaussian
 from scorefusion.sampling import probability_flow
 
@@ -21,29 +22,13 @@ def _noised_var(sde, v, t):
     return a**2 * v + std**2, a
 
 
-def _flow_map_1d(sde, means, variances, lam):
-    """Affine flow map x_eps = phi1 * x_T + phi0 of dx/dt = -k x - g^2/2 sum_i lam_i s_i(x, t), 1-D."""
-
-    def rhs(t, y):
-        drift, g = sde.sde(torch.ones(1, 1, dtype=torch.float64), torch.tensor([t], dtype=torch.float64))
-        k, g2 = -float(drift[0, 0]), float(g[0]) ** 2
-        slope, offset = 0.0, 0.0  # fused score = -slope * x + offset
-        for m, v, w in zip(means, variances, lam):
-            var, a = _noised_var(sde, v, t)
-            slope, offset = slope + w / var, offset + w * a * m / var
-        F = -k + 0.5 * g2 * slope
-        return [F * y[0], F * y[1] - 0.5 * g2 * offset]
-
-    sol = solve_ivp(rhs, (sde.T, EPS), [1.0, 0.0], method="DOP853", rtol=1e-11, atol=1e-13)
-    return float(sol.y[0, -1]), float(sol.y[1, -1])
-
-
 def _output(sde, means, variances, lam):
     """Output Gaussian of the fused ODE started at the exact (p_lam)_T, and the target (p_lam)_eps."""
     dists = [Gaussian([m], [[v]]) for m, v in zip(means, variances)]
     bary = kl_barycenter(dists, torch.tensor(lam, dtype=torch.float64))
     start = bary.noised(sde, sde.T)
-    phi1, phi0 = _flow_map_1d(sde, means, variances, lam)
+    Phi, phi = flow_map(sde, partial(fused_affine, sde, dists, lam), 1, eps=EPS, rtol=1e-11, atol=1e-13)
+    phi1, phi0 = float(Phi[0, 0]), float(phi[0])
     out = Gaussian([phi1 * float(start.mean[0]) + phi0], [[phi1**2 * float(start.cov[0, 0])]])
     return out, bary.noised(sde, EPS), float(start.cov[0, 0]), (phi1, phi0), dists
 

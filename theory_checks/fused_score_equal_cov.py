@@ -2,10 +2,10 @@
 
 import torch
 
+from lab.gaussians import random_spd
 from scorefusion import VESDE, AnalyticScore, FusedScore, Gaussian, kl_barycenter
 
 from . import Claim, Result
-from ._common import random_spd
 
 
 def _max_gap(dists, lam, sde, x, times):

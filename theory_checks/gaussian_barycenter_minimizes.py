@@ -4,10 +4,10 @@ import numpy as np
 import torch
 from scipy.optimize import minimize
 
+from lab.gaussians import random_gaussians
 from scorefusion import Gaussian, kl_barycenter, kl_gaussian
 
 from . import Claim, Result
-from ._common import random_gaussians
 
 
 def _numerical_minimiser(dists, lam, dim):

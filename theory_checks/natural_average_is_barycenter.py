@@ -2,10 +2,10 @@
 
 import torch
 
+from lab.gaussians import random_gaussians
 from scorefusion import Gaussian, kl_barycenter
 
 from . import Claim, Result
-from ._common import random_gaussians
 
 
 def natural_average(dists, lam):

@@ -4,7 +4,7 @@ import torch
 
 from scorefusion import VESDE, AnalyticScore, GeometricMixture, fit_weights
 from scorefusion.data import paper_1d
-from scorefusion.experiments import vanilla_kl_fusion
+from scorefusion.fusion import vanilla_kl_fusion
 
 from . import Claim, Result
 

@@ -8,7 +8,8 @@ import torch
 from torch import nn
 
 import scorefusion as sf
-from scorefusion import image_fusion as imf
+from lab import digits as imf
+from lab import scaling
 from scorefusion.cache import cached_model, config_key
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # small nets: one intra-op thread is fastest here
@@ -141,12 +142,12 @@ def test_batched_fused_score_matches_loop(k):
     fused = sf.FusedScore(nets, lam, vectorize=True)
     assert fused.batched
     with torch.no_grad():
-        torch.testing.assert_close(fused(x, t), imf.loop_fused_score(nets, lam, x, t), rtol=1e-5, atol=1e-5)
-    timing = imf.time_fused_vs_loop(nets, x, t, repeats=3, warmup=1)
+        torch.testing.assert_close(fused(x, t), scaling.loop_fused_score(nets, lam, x, t), rtol=1e-5, atol=1e-5)
+    timing = scaling.time_fused_vs_loop(nets, x, t, repeats=3, warmup=1)
     assert timing.k == k and timing.batch == 16 and timing.max_abs_diff < 1e-4
     assert timing.batched_s > 0 and timing.loop_s > 0 and timing.speedup == timing.loop_s / timing.batched_s
     with pytest.raises(ValueError, match="one weight per network"):
-        imf.loop_fused_score(nets, lam[:-1], x, t)
+        scaling.loop_fused_score(nets, lam[:-1], x, t)
 
 
 # ---- metrics -----------------------------------------------------------------------------

@@ -17,20 +17,19 @@ determines their weights.
 
 import copy
 import dataclasses
-import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ._checks import check_positive_int
-from .cache import cached_model
-from .data import DIGITS_AUX_WEIGHTS, DIGITS_TARGET_WEIGHTS, digits
-from .fusion import fit_weights
-from .losses import dsm_loss
-from .scores import FusedScore
-from .sde import VESDE
+from scorefusion import VESDE, FusedScore, fit_weights, sampling
+from scorefusion._checks import check_positive_int
+from scorefusion.cache import cached_model
+from scorefusion.data import DIGITS_AUX_WEIGHTS, DIGITS_TARGET_WEIGHTS, digits
+from scorefusion.losses import dsm_loss
+from scorefusion.nets import ScoreUNet
+from scorefusion.train import resolve_device, train_score_model
 
 PAPER_N = (16, 32, 64, 128, 256)
 """Target training-set sizes of the CPU table."""
@@ -161,7 +160,6 @@ def scale_config(device=None, fast=False):
     -------
     ImageFusionConfig
     """
-    from .train import resolve_device
 
     device = resolve_device("auto" if device is None else device).type
     if device not in ("cpu", "cuda"):
@@ -182,13 +180,10 @@ def scale_config(device=None, fast=False):
     return config
 
 
-def _epochs(steps, n, batch_size):
-    return max(1, math.ceil(steps * min(batch_size, n) / n))
-
-
 def _config_dict(config, **extra):
     keys = ("image_size", "base", "batch_size", "seed")
     out = {k: getattr(config, k) for k in keys}
+    out["version"] = 2  # 2: exactly `steps` optimiser steps (train_score_model(steps=)); 1 rounded up to whole epochs
     out.update(extra)
     return out
 
@@ -211,8 +206,6 @@ def build_unet(config, sde, seed=None):
     -------
     nets.ScoreUNet on ``config.device``
     """
-    from .nets import ScoreUNet
-
     def build():
         return ScoreUNet(sde, channels=1, image_size=config.image_size, base=config.base)
 
@@ -224,13 +217,10 @@ def build_unet(config, sde, seed=None):
 
 
 def _train(model, images, sde, config, steps, lr, seed, progress):
-    from .train import train_score_model
-
     n = images.shape[0]
-    epochs = _epochs(steps, n, config.batch_size)
     # EMA horizon about a tenth of the run (0.999 at most), so short runs are not mostly initial weights
-    ema = min(0.999, 1.0 - 10.0 / (epochs * math.ceil(n / min(config.batch_size, n))))
-    result = train_score_model(model, images, sde, epochs=epochs, batch_size=min(config.batch_size, n), lr=lr,
+    ema = min(0.999, 1.0 - 10.0 / steps)
+    result = train_score_model(model, images, sde, steps=steps, batch_size=min(config.batch_size, n), lr=lr,
                                ema=max(ema, 0.0), device=config.device, progress=progress,
                                generator=torch.Generator().manual_seed(seed))
     return result.model
@@ -503,8 +493,6 @@ def bits_per_dim(score, images, sde, rtol=1e-4, seed=0):
     -------
     float, the mean over images
     """
-    from . import sampling
-
     g = torch.Generator(device=images.device).manual_seed(seed)
     bpd = sampling.bits_per_dim(score, images, sde, n_levels=N_LEVELS, data_range=(0.0, 1.0), generator=g,
                                 rtol=rtol, atol=rtol)
@@ -574,125 +562,9 @@ def sample_images(score, config, sde, n, seed=0):
     -------
     Tensor of shape (n, 1, size, size) on the CPU
     """
-    from . import sampling
-
     shape = (n, 1, config.image_size, config.image_size)
     g = torch.Generator(device=config.device).manual_seed(seed)
     with torch.no_grad():
         x = sampling.euler_maruyama(score, sde, shape, n_steps=config.sample_steps, generator=g,
                                     device=config.device)
     return x.detach().cpu()
-
-
-def loop_fused_score(nets, lam, x, t):
-    r"""The fused score by a Python loop over the networks (the official code's way).
-
-    .. math:: s_\lambda(x, t) = \sum_{i=1}^K \lambda_i\, s_i(x, t)
-
-    Parameters
-    ----------
-    nets : list of K score networks
-    lam : Tensor of shape (K,)
-    x : Tensor of shape (n, *event_shape)
-    t : Tensor of shape (n,)
-
-    Returns
-    -------
-    Tensor shaped like ``x``
-    """
-    if len(nets) != len(lam):
-        raise ValueError(f"lam must have one weight per network ({len(nets)}), got {len(lam)}")
-    lam = torch.as_tensor(lam).to(device=x.device, dtype=x.dtype)
-    out = lam[0] * nets[0](x, t)
-    for weight, net in zip(lam[1:], nets[1:]):
-        out = out + weight * net(x, t)
-    return out
-
-
-@dataclass
-class FusedTiming:
-    """Median seconds of one fused-score evaluation, batched (vmap) and looped.
-
-    Attributes
-    ----------
-    k : int
-    batch : int
-    batched_s, loop_s : float
-    max_abs_diff : float
-        Largest difference between the two results.
-    """
-
-    k: int
-    batch: int
-    batched_s: float
-    loop_s: float
-    max_abs_diff: float
-
-    @property
-    def speedup(self):
-        """``loop_s / batched_s``: above 1 the batched call is faster."""
-        return self.loop_s / self.batched_s
-
-
-def time_fused_vs_loop(nets, x, t, repeats=10, warmup=2, autocast_dtype=None):
-    r"""Time FusedScore's single batched call against the loop over the nets, interleaved.
-
-    Each repeat times one call of each variant in turn (CUDA synchronised), so
-    load on a shared machine hits both alike; the medians are returned.
-
-    .. math:: \text{speedup} = \frac{\operatorname{median} t_{\text{loop}}}{\operatorname{median} t_{\text{batched}}}
-
-    Parameters
-    ----------
-    nets : list of K same-architecture networks (on x's device)
-    x : Tensor of shape (n, *event_shape)
-    t : Tensor of shape (n,)
-    repeats, warmup : int
-    autocast_dtype : torch.dtype, optional
-        e.g. ``torch.bfloat16`` on CUDA.
-
-    Returns
-    -------
-    FusedTiming
-    """
-    import statistics
-    import time
-    from contextlib import nullcontext
-
-    check_positive_int(repeats, "repeats")
-    k = len(nets)
-    lam = torch.full((k,), 1.0 / k, dtype=torch.float64)
-    fused = FusedScore(nets, lam, vectorize=True).to(x.device)  # the vmap path, on every device
-    cuda = x.device.type == "cuda"
-
-    def context():
-        if autocast_dtype is None:
-            return nullcontext()
-        return torch.autocast(x.device.type, dtype=autocast_dtype)
-
-    def batched():
-        with context():
-            return fused(x, t)
-
-    def loop():
-        with context():
-            return loop_fused_score(nets, lam, x, t)
-
-    def once(fn):
-        if cuda:
-            torch.cuda.synchronize(x.device)
-        start = time.perf_counter()
-        fn()
-        if cuda:
-            torch.cuda.synchronize(x.device)
-        return time.perf_counter() - start
-
-    with torch.no_grad():
-        diff = float((batched().float() - loop().float()).abs().max())
-        for _ in range(warmup):
-            once(batched), once(loop)
-        times = {"batched": [], "loop": []}
-        for _ in range(repeats):
-            times["batched"].append(once(batched))
-            times["loop"].append(once(loop))
-    return FusedTiming(k, x.shape[0], statistics.median(times["batched"]), statistics.median(times["loop"]), diff)
