@@ -25,7 +25,8 @@ from tqdm.auto import tqdm
 from ._checks import check_batch, check_positive_int, check_sde
 from .sde import VPTypeSDE, time_grid
 
-__all__ = ["bits_per_dim", "euler_maruyama", "log_likelihood", "predictor_corrector", "probability_flow"]
+__all__ = ["bits_per_dim", "euler_maruyama", "langevin_step", "log_likelihood", "predictor_corrector",
+           "probability_flow"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -121,6 +122,32 @@ def _reverse_step(score_fn, sde, x, t, dt, generator):
     g = _bcast(g, x)
     mean = x - (drift - g**2 * score_fn(x, t)) * dt
     return mean + g * math.sqrt(dt) * _randn(x.shape, generator, x.dtype, x.device), mean
+
+
+def langevin_step(x, score, step_size, noise):
+    r"""One step of unadjusted Langevin dynamics toward the density whose score at ``x`` is ``score``.
+
+    .. math:: x' = x + \epsilon\, s(x) + \sqrt{2\epsilon}\, z, \qquad z \sim \mathcal N(0, I)
+
+    (Roberts and Tweedie, 1996). The corrector of :func:`predictor_corrector` takes it with
+    :math:`s = s(\cdot, t_k)`; :func:`scorefusion.related.gcd.langevin` with :math:`s = -\nabla E`.
+
+    Parameters
+    ----------
+    x : Tensor of shape (n, ...)
+    score : Tensor shaped like ``x``
+        :math:`s(x)`.
+    step_size : float or Tensor broadcastable to ``x``
+        :math:`\epsilon > 0`.
+    noise : Tensor shaped like ``x``
+        The standard normal draw :math:`z`.
+
+    Returns
+    -------
+    Tensor shaped like ``x``
+    """
+    root = torch.sqrt(2 * step_size) if torch.is_tensor(step_size) else math.sqrt(2 * step_size)
+    return x + step_size * score + root * noise
 
 
 def euler_maruyama(score, sde, shape=None, n_steps=500, eps=1e-3, generator=None, x_T=None, progress=False,
@@ -239,7 +266,7 @@ def predictor_corrector(score, sde, shape=None, n_steps=500, snr=0.16, n_correct
                 z = _randn(x.shape, generator, x.dtype, device)
                 ratio = z.flatten(1).norm(dim=1).mean() / grad.flatten(1).norm(dim=1).mean().clamp_min(1e-30)
                 step = 2 * alpha * (snr * ratio) ** 2
-                x = x + step * grad + torch.sqrt(2 * step) * z
+                x = langevin_step(x, grad, step, z)
             # predictor: one Euler-Maruyama step of the reverse SDE, t_k -> t_{k+1}
             x, mean = _reverse_step(score_fn, sde, x, t, dt, generator)
     return mean

@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from toy_data import ring
@@ -121,6 +122,38 @@ def test_cd_langevin_and_grid_tools():
     assert torch.allclose(dens, target.log_prob(pts).exp(), atol=1e-6)
 
 
+def _nll_on_grid(energies, x, lam, bounds, n_grid):
+    """The objective of fit_energy_weights, written out: mean energy of x + log of the grid-sum Z."""
+    pts, dens, _ = gcd.energy_density_on_grid(energies, lam=lam, bounds=bounds, n_grid=n_grid)
+    e0 = sum(float(w) * float(e(pts[:1].float()).double()) for w, e in zip(lam, energies))
+    log_z = -e0 - math.log(float(dens[0]))  # q(g) = e^{-E(g)} / Z at any node g
+    return sum(float(w) * float(e(x).double().mean()) for w, e in zip(lam, energies)) + log_z
+
+
+@pytest.mark.parametrize("target_lam", [(0.2, 0.5, 0.3), (1.0, 0.0, 0.0)])
+def test_energy_weights_by_newton_match_slsqp(target_lam):
+    # Newton steps with the exact simplex QP reach SLSQP's optimum (interior and on an edge of the
+    # simplex) and an objective no worse than SLSQP's.
+    from scipy.optimize import minimize
+
+    means = [(-1.0, 0.0), (1.0, 0.5), (0.0, -1.5)]
+    ps = [sf.Gaussian(torch.tensor(m).double(), (0.6 + 0.3 * i) * torch.eye(2).double()) for i, m in enumerate(means)]
+    es = [lambda v, p=p: -p.log_prob(v.double()) for p in ps]
+    lam_true = torch.tensor(target_lam).double()
+    xt = sf.kl_barycenter([ps[i] for i in range(3) if lam_true[i] > 0], lam_true[lam_true > 0])
+    xt = xt.sample(3000, generator=torch.Generator().manual_seed(2)).float()
+    kw = {"bounds": (-6.0, 6.0), "n_grid": 90}
+    lam = gcd.fit_energy_weights(es, xt, **kw)
+    assert lam.shape == (3,) and abs(lam.sum() - 1) < 1e-12 and (lam >= 0).all()
+    res = minimize(lambda v: _nll_on_grid(es, xt, np.clip(v, 0, None) / np.clip(v, 0, None).sum(), **kw),
+                   np.full(3, 1 / 3), method="SLSQP", bounds=[(0.0, 1.0)] * 3,
+                   constraints=[{"type": "eq", "fun": lambda v: v.sum() - 1.0}], options={"ftol": 1e-12})
+    ref = np.clip(res.x, 0, None) / np.clip(res.x, 0, None).sum()
+    assert np.abs(lam - ref).max() < 1e-4
+    assert _nll_on_grid(es, xt, lam, **kw) <= _nll_on_grid(es, xt, ref, **kw) + 1e-10
+    assert np.abs(lam - lam_true.numpy()).max() < 0.05  # and it is the weights that made the target
+
+
 def test_gcd_bad_input():
     e, s = gcd.EnergyMLP(2, 8, 1), gcd.DiffusionSampler(3, 2, 8)
     with pytest.raises(ValueError, match="sampler.dim"):
@@ -139,6 +172,12 @@ def test_gcd_bad_input():
         gcd.energy_density_on_grid([e, e], lam=[1.0])
     with pytest.raises(ValueError, match="step_size"):
         gcd.langevin(e, torch.zeros(2, 2), step_size=-1.0)
+    with pytest.raises(ValueError, match="n_grid"):
+        gcd.energy_density_on_grid(e, n_grid=1)
+    with pytest.raises(ValueError, match="bounds"):
+        gcd.energy_density_on_grid(e, bounds=(1.0, -1.0))
+    with pytest.raises(ValueError, match="tol"):
+        gcd.fit_energy_weights([e], torch.zeros(4, 2), tol=0.0)
     with pytest.raises(ValueError, match="n_steps"):
         gcd.DiffusionSampler(2, 0, 8)
     with pytest.raises(ValueError, match="x must have shape"):

@@ -44,6 +44,9 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from .._checks import check_points, check_positive_int, check_simplex
+from ..barycenter import grid, sample_grid_cells
+from ..fusion import minimize_quadratic_on_simplex
+from ..sampling import langevin_step
 
 __all__ = ["DiffusionSampler", "EnergyMLP", "FusedSampler", "GCDResult", "cosine_betas", "energy_density_on_grid",
            "fit_energy_weights", "grid_sample", "langevin", "train_contrastive_divergence",
@@ -394,6 +397,9 @@ def langevin(energy, x, n_steps=50, step_size=0.01, generator=None):
 
     .. math:: x \leftarrow x - \tfrac{\epsilon}{2} \nabla E(x) + \sqrt{\epsilon}\, z,\quad z \sim \mathcal N(0, I)
 
+    Each step is :func:`scorefusion.sampling.langevin_step` with score :math:`-\nabla E` and step
+    :math:`\epsilon / 2`.
+
     Parameters
     ----------
     energy : callable (n, d) -> (n,)
@@ -413,8 +419,8 @@ def langevin(energy, x, n_steps=50, step_size=0.01, generator=None):
     for _ in range(n_steps):
         x.requires_grad_(True)
         (grad,) = torch.autograd.grad(energy(x).sum(), x)
-        x = (x - 0.5 * step_size * grad + math.sqrt(step_size) * torch.randn(
-            x.shape, generator=generator, dtype=x.dtype)).detach()
+        noise = torch.randn(x.shape, generator=generator, dtype=x.dtype)
+        x = langevin_step(x, -grad, 0.5 * step_size, noise).detach()  # score -grad E, epsilon/2 in its convention
     return x
 
 
@@ -458,14 +464,15 @@ def train_contrastive_divergence(energy, data, iters=2000, batch_size=256, lr=1e
     return GCDResult(energy, None, hist)
 
 
-def _grid(bounds, n_grid):
+def _square_grid(bounds, n_grid):
+    """The nodes of :func:`scorefusion.barycenter.grid` on the square ``[lo, hi]^2`` and the area of one cell."""
     lo, hi = bounds
     if not hi > lo:
         raise ValueError(f"bounds must be (lo, hi) with hi > lo, got {bounds!r}")
-    check_positive_int(n_grid, "n_grid")
-    ax = torch.linspace(lo, hi, n_grid, dtype=torch.float64)
-    gx, gy = torch.meshgrid(ax, ax, indexing="ij")
-    return torch.stack([gx.reshape(-1), gy.reshape(-1)], 1), float(ax[1] - ax[0]) ** 2
+    if check_positive_int(n_grid, "n_grid") < 2:
+        raise ValueError(f"n_grid must be at least 2, got {n_grid}")
+    axes, points = grid((lo, lo), (hi, hi), n_grid)
+    return points, float(axes[0][1] - axes[0][0]) ** 2
 
 
 def energy_density_on_grid(energies, lam=None, bounds=(-4.0, 4.0), n_grid=200):
@@ -489,7 +496,7 @@ def energy_density_on_grid(energies, lam=None, bounds=(-4.0, 4.0), n_grid=200):
     lam = torch.ones(1, dtype=torch.float64) if lam is None else torch.as_tensor(lam, dtype=torch.float64)
     if lam.shape != (len(energies),):
         raise ValueError(f"lam must have shape ({len(energies)},), got {tuple(lam.shape)}")
-    pts, area = _grid(bounds, n_grid)
+    pts, area = _square_grid(bounds, n_grid)
     with torch.no_grad():
         e = sum(float(lam[i]) * energies[i](pts.float()).double() for i in range(len(energies)))
     logq = -e - torch.logsumexp(-e, 0) - math.log(area)
@@ -505,57 +512,89 @@ def tv_on_grid(p, q, cell_area):
 
 
 def grid_sample(points, density, n, generator=None):
-    r"""Draw ``n`` points from a density tabulated on a uniform 2-D grid (cell, then uniform jitter).
+    r"""Draw ``n`` points from a density tabulated on the square grid of :func:`energy_density_on_grid`.
 
     .. math:: P(\text{cell } g) \propto q(g), \qquad x = g + \Delta\, (u - \tfrac12),\ u \sim U[0,1]^2
+
+    (:func:`scorefusion.barycenter.sample_grid_cells`, with the spacing :math:`\Delta` read off the
+    first two nodes.)
+
+    Parameters
+    ----------
+    points : tensor (n_grid^2, 2), density : tensor (n_grid^2,)
+        As returned by :func:`energy_density_on_grid`.
+    n : int
+    generator : torch.Generator, optional
 
     Returns
     -------
     tensor (n, 2), float32
     """
-    check_positive_int(n, "n")
-    idx = torch.multinomial(density.double(), n, replacement=True, generator=generator)
-    h = float((points[1] - points[0]).abs().max())
-    jitter = (torch.rand((n, 2), generator=generator, dtype=torch.float64) - 0.5) * h
-    return (points[idx] + jitter).float()
+    step = float((points[1] - points[0]).abs().max())
+    return sample_grid_cells(points, density.double(), step, n, generator=generator).float()
 
 
-def fit_energy_weights(energies, x, bounds=(-4.0, 4.0), n_grid=200):
+def fit_energy_weights(energies, x, bounds=(-4.0, 4.0), n_grid=200, tol=1e-12, max_iter=100):
     r"""Maximum-likelihood weights of the energy barycenter :math:`e^{-\sum\lambda_i E_i}/Z_\lambda` on the simplex.
 
-    .. math:: \hat\lambda = \arg\min_{\lambda \in \Delta}\ \frac1n \sum_j \sum_i \lambda_i E_i(x_j) + \log Z_\lambda,
+    .. math:: \hat\lambda = \arg\min_{\lambda \in \Delta}\ f(\lambda), \qquad
+              f(\lambda) = \frac1n \sum_j \sum_i \lambda_i E_i(x_j) + \log Z_\lambda,
 
-    a convex problem (log-partition is convex), solved by SLSQP with the grid normaliser.
-    This is "vanilla" KL fusion, possible here because Z is a 2-D integral.
+    a convex problem (the log-partition is convex), with :math:`Z_\lambda` the grid sum of
+    :func:`energy_density_on_grid`. This is "vanilla" KL fusion, possible here because Z is a 2-D
+    integral. Solved by Newton's method on the simplex: with :math:`g = \nabla f` and
+    :math:`H = \nabla^2 f = \mathrm{Cov}_{q_\lambda}(E)` (the grid covariance of the energies), each
+    step minimises the quadratic model exactly on the simplex
+    (:func:`scorefusion.fusion.minimize_quadratic_on_simplex`),
+
+    .. math:: \mu = \arg\min_{\mu \in \Delta}\ g^\top(\mu - \lambda) + \tfrac12 (\mu - \lambda)^\top H (\mu - \lambda),
+
+    then moves to :math:`\lambda + s(\mu - \lambda)` with the largest :math:`s \in \{1, \frac12, \dots\}`
+    that satisfies Armijo's condition, until the predicted decrease :math:`g^\top(\lambda - \mu)`
+    falls below ``tol``.
 
     Parameters
     ----------
     energies : list of K callables
     x : tensor (n, 2), target samples
     bounds, n_grid : see :func:`energy_density_on_grid`
+    tol : float, default 1e-12
+        Stop when the predicted decrease of f is below this (nats).
+    max_iter : int, default 100
+        Newton steps before giving up with RuntimeError.
 
     Returns
     -------
     ndarray (K,)
     """
-    from scipy.optimize import minimize
-
     x = check_points(x, 2, "x").float()
     k = len(energies)
     if k < 1:
         raise ValueError("energies must be a non-empty list")
-    pts, area = _grid(bounds, n_grid)
+    if not tol > 0:
+        raise ValueError(f"tol must be positive, got {tol!r}")
+    check_positive_int(max_iter, "max_iter")
+    pts, area = _square_grid(bounds, n_grid)
     with torch.no_grad():
         eg = torch.stack([e(pts.float()).double() for e in energies]).numpy()  # (K, G)
         ex = torch.stack([e(x).double().mean() for e in energies]).numpy()  # (K,)
 
     def nll(lam):
-        s = -(lam @ eg)
-        logz = logsumexp(s) + np.log(area)
-        grad = ex - eg @ softmax(s)
-        return float(lam @ ex + logz), grad
+        return float(lam @ ex + logsumexp(-(lam @ eg)) + np.log(area))
 
-    res = minimize(nll, np.full(k, 1.0 / k), jac=True, method="SLSQP", bounds=[(0.0, 1.0)] * k,
-                   constraints=[{"type": "eq", "fun": lambda lam: lam.sum() - 1.0}])
-    lam = np.clip(res.x, 0.0, None)
-    return lam / lam.sum()
+    lam = np.full(k, 1.0 / k)
+    for _ in range(max_iter):
+        q = softmax(-(lam @ eg))
+        mean = eg @ q
+        grad = ex - mean
+        hess = (eg * q) @ eg.T - np.outer(mean, mean)
+        mu, _ = minimize_quadratic_on_simplex(0.5 * hess, 0.5 * (hess @ lam - grad))
+        direction = mu - lam
+        decrease = -float(grad @ direction)
+        if decrease <= tol:
+            return lam
+        f0, s = nll(lam), 1.0
+        while nll(lam + s * direction) > f0 - 1e-4 * s * decrease and s > 1e-10:
+            s *= 0.5
+        lam = lam + s * direction
+    raise RuntimeError(f"fit_energy_weights: Newton's method did not converge in {max_iter} steps")
