@@ -52,6 +52,47 @@ def test_float32_inputs_keep_dtype():
     assert g.dtype == torch.float32 and g.sample(3, generator=gen()).dtype == torch.float32
 
 
+def test_noised_density_api_matches_noised_distribution():
+    """score/log_prob/score_and_divergence(x, scale, std) are those of scale*X + std*Z, per point."""
+    mix = sf.GaussianMixture([0.3, 0.7], [[0.0, 1.0], [2.0, -1.0]], [[[1, 0.4], [0.4, 2]], [[0.5, 0], [0, 1]]])
+    sde = sf.VPSDE()
+    x = torch.randn(6, 2, generator=gen(2), dtype=torch.float64)
+    t = torch.tensor([0.05, 0.2, 0.2, 0.5, 0.9, 1.0], dtype=torch.float64)
+    scale, std = sde.marginal(t)
+    score, div = mix.score_and_divergence(x, scale, std)
+    for i in range(6):
+        noised = mix.noised(sde, float(t[i]))
+        assert torch.allclose(mix.log_prob(x[i:i + 1], scale[i], std[i]), noised.log_prob(x[i:i + 1]), atol=1e-12)
+        assert torch.allclose(mix.score(x[i:i + 1], float(scale[i]), float(std[i])), noised.score(x[i:i + 1]),
+                              atol=1e-12)
+        assert torch.allclose(score[i], noised.score(x[i:i + 1])[0], atol=1e-12)
+    xg = x.clone().requires_grad_(True)
+    hessian_trace = sum(torch.autograd.grad(mix.score(xg, scale, std)[:, j].sum(), xg, retain_graph=True)[0][:, j]
+                        for j in range(2))
+    assert torch.allclose(div, hessian_trace, atol=1e-10)
+    assert torch.equal(mix.score(x), mix.score(x, 1.0, 0.0))
+
+
+def test_eigendecomposition_accessors_reconstruct_the_covariances():
+    mix = paper_1d().aux[0]
+    evals, evecs = mix.covs_eigh
+    assert evals.shape == (mix.n_components, 1) and evecs.shape == (mix.n_components, 1, 1)
+    assert torch.allclose(evecs @ torch.diag_embed(evals) @ evecs.mT, mix.covs, atol=1e-12)
+    g = sf.Gaussian([1.0, -2.0], [[2.0, 0.5], [0.5, 1.0]])
+    e, u = g.cov_eigh
+    assert torch.allclose((u * e) @ u.T, g.cov, atol=1e-12) and bool((e > 0).all())
+
+
+def test_sample_gaussian_moments_and_determinism():
+    from scorefusion.distributions import sample_gaussian
+
+    g = sf.Gaussian([1.0, -2.0, 0.5], [[2.0, 0.5, 0.0], [0.5, 1.0, 0.2], [0.0, 0.2, 0.7]])
+    a = sample_gaussian(g, 200_000, generator=gen(3))
+    assert torch.equal(a, sample_gaussian(g, 200_000, generator=gen(3)))
+    assert torch.allclose(a.mean(0), g.mean, atol=0.02)
+    assert torch.allclose(torch.cov(a.T), g.cov, atol=0.03)
+
+
 def test_kl_gaussian_against_formula_1d():
     p, q = sf.Gaussian([0.0], [[1.0]]), sf.Gaussian([1.0], [[4.0]])
     expected = math.log(2.0) + (1 + 1) / (2 * 4) - 0.5
@@ -244,6 +285,57 @@ def test_tv_of_gaussians_closed_form():
     q = sf.Gaussian(torch.full((d,), 0.1, dtype=torch.float64), torch.eye(d, dtype=torch.float64))
     value, stderr = sf.tv_distance(p, q, generator=gen(19), return_stderr=True)
     assert abs(value - (2 * st.norm.cdf(0.1 * math.sqrt(d) / 2) - 1)) < 4 * stderr + 1e-3
+
+
+def test_gaussian_tv_matches_tv_distance():
+    from scorefusion.metrics import gaussian_tv
+
+    p = sf.Gaussian([0.0, 0.0], [[1.0, 0.3], [0.3, 2.0]])
+    q = sf.Gaussian([1.0, -0.5], [[0.5, 0.0], [0.0, 1.5]])
+    value, stderr = gaussian_tv(p, q, 100_000, gen(23))
+    assert abs(value - sf.tv_distance(p, q)) < 4 * stderr
+    same, same_se = gaussian_tv(p, p, 1000, gen(24))
+    assert same < 1e-12 and same_se < 1e-12
+
+
+def test_tv_distance_grid_is_accurate_at_its_minimum_and_refuses_coarse_grids():
+    from scorefusion.metrics import MIN_GRID
+
+    p, q = sf.Gaussian([0.0], [[1.0]]), sf.Gaussian([3.0], [[1.0]])
+    truth = 2 * st.norm.cdf(1.5) - 1  # 0.866
+    assert abs(sf.tv_distance(p, q, n_grid=MIN_GRID) - truth) < 1e-4
+    with pytest.raises(ValueError, match=f"at least {MIN_GRID}"):
+        sf.tv_distance(p, q, n_grid=1)
+    narrow, wide = sf.Gaussian([0.0], [[0.01]]), sf.Gaussian([0.0], [[100.0]])
+    with pytest.raises(ValueError, match="n_grid=1001 is too coarse"):  # the narrow one falls between points
+        sf.tv_distance(narrow, wide, n_grid=1001)
+    cross = math.sqrt(2 * math.log(100.0) / (1 / 0.01 - 1 / 100.0))  # where the two densities meet
+    exact = (2 * st.norm.cdf(cross, 0, 0.1) - 1) - (2 * st.norm.cdf(cross, 0, 10) - 1)
+    assert abs(sf.tv_distance(narrow, wide) - exact) < 1e-3
+
+
+def test_tv_histogram_counts_mass_outside_its_range():
+    x = sf.Gaussian([0.0], [[1.0]]).sample(20_000, generator=gen(25))
+    far = sf.Gaussian([8.0], [[1.0]])
+    assert sf.tv_histogram(x, far) > 0.999  # the histogram covers x; q's mass lies beyond it
+    same = sf.Gaussian([0.0], [[1.0]])
+    # bounds that leave out most of x: that mass is counted (it matches q's outside mass)
+    assert sf.tv_histogram(x, same, bounds=(-1.0, 1.0)) < 0.05
+    assert sf.tv_histogram(x, sf.Gaussian([3.0], [[1.0]]), bounds=(-1.0, 1.0)) > 0.5
+
+
+def test_kl_barycenter_refuses_too_many_component_tuples_quickly():
+    import time
+
+    two = sf.GaussianMixture([0.5, 0.5], [[-1.0], [1.0]], [[[1.0]], [[1.0]]])
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match="1048576 component tuples.*max_components=10000"):
+        kl_barycenter([two] * 20, [0.05] * 20)
+    assert time.perf_counter() - start < 1.0
+    assert kl_barycenter([two] * 3, [0.2, 0.3, 0.5], max_components=8).n_components == 8
+    with pytest.raises(ValueError, match="max_components=4"):
+        kl_barycenter([two] * 3, [0.2, 0.3, 0.5], max_components=4)
+    assert kl_barycenter([two] * 3, [0.5, 0.5, 0.0], max_components=4).n_components == 4  # lam = 0 drops out
 
 
 def test_w1_and_kl():
