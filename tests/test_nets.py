@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import scorefusion as sf
-from scorefusion.nets import ScoreMLP, ScoreUNet
+from scorefusion.nets import ScoreMLP, ScoreUNet, noise_conditioning
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -82,5 +82,37 @@ def test_bad_inputs():
         ScoreMLP(sf.VESDE(), 2, hidden=0)
     with pytest.raises(ValueError, match="t must be"):
         ScoreMLP(sf.VESDE(), 2)(torch.zeros(3, 2), torch.ones(2))
-    with pytest.raises(ValueError, match="even"):
+    with pytest.raises(ValueError, match="embed_dim must be even"):
         ScoreMLP(sf.VESDE(), 2, embed_dim=5)
+
+
+@pytest.mark.parametrize("t", [0.0, -0.5, 1.5, float("nan"), torch.tensor([0.5, 0.0, 0.5])])
+@pytest.mark.parametrize("make", [lambda: ScoreMLP(sf.VESDE(), 1, hidden=8, depth=1),
+                                  lambda: ScoreUNet(sf.VESDE(), base=8)], ids=["mlp", "unet"])
+def test_times_outside_the_interval_raise_instead_of_nan(make, t):
+    net = make()
+    x = torch.zeros(3, *((1,) if isinstance(net, ScoreMLP) else (1, 8, 8)))
+    with pytest.raises(ValueError, match="^t "):
+        net(x, t)
+
+
+def test_checked_networks_still_stack_under_vmap():
+    """The time check runs on the unbatched t inside FusedScore's vmap, and still rejects t = 0 there."""
+    torch.manual_seed(0)
+    nets = [ScoreMLP(sf.VESDE(), 2, hidden=8) for _ in range(2)]
+    fused = sf.FusedScore(nets, [0.5, 0.5], vectorize=True)
+    x = torch.randn(4, 2)
+    with torch.no_grad():
+        assert torch.allclose(fused(x, 0.3), 0.5 * nets[0](x, 0.3) + 0.5 * nets[1](x, 0.3), atol=1e-6)
+    with pytest.raises(ValueError, match="t must lie in"):
+        fused(x, torch.zeros(4))
+
+
+def test_noise_conditioning_is_the_networks_input_scaling():
+    sde = sf.VPSDE()
+    x, t = torch.randn(5, 3, dtype=torch.float64), torch.linspace(0.1, 1.0, 5, dtype=torch.float64)
+    t_out, c_in, c_noise, std = noise_conditioning(sde, x, t)
+    scale, std_ref = sde.marginal(t)
+    assert torch.equal(t_out, t) and torch.allclose(std, std_ref)
+    assert torch.allclose(c_in, 1 / torch.sqrt(scale**2 + std_ref**2)) and torch.allclose(c_noise, torch.log(std_ref) / 4)
+    assert noise_conditioning(sde, x, 0.5)[0].shape == (5,)  # a scalar time is broadcast
