@@ -281,6 +281,17 @@ def _batches(data, batch_size, generator):
             yield data[perm[start:start + batch_size]]
 
 
+def _energy_step(energy, optimizer, xp, xq, energy_reg):
+    """One descent step on E_p E - E_q E + alpha (E_p E^2 + E_q E^2), data ``xp``, negatives ``xq``;
+    returns the contrastive gap E_p E - E_q E before the step."""
+    ep, eq = energy(xp), energy(xq)
+    loss = ep.mean() - eq.mean() + energy_reg * (ep.pow(2).mean() + eq.pow(2).mean())
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return float((ep.mean() - eq.mean()).detach())
+
+
 def train_gcd(energy, sampler, data, iters=2000, batch_size=256, lr_energy=1e-3, lr_sampler=1e-3,
               energy_reg=0.1, temperature=1.0, sampler_steps=1, warmup=0, generator=None, progress=True):
     r"""Train an energy and a diffusion sampler jointly by the GCD minimax objective.
@@ -337,13 +348,7 @@ def train_gcd(energy, sampler, data, iters=2000, batch_size=256, lr_energy=1e-3,
                 loss_s.backward()
                 opt_s.step()
         energy.requires_grad_(True)
-        xp, xq = next(batches), path[-1].detach()
-        ep, eq = energy(xp), energy(xq)
-        loss_e = ep.mean() - eq.mean() + energy_reg * (ep.pow(2).mean() + eq.pow(2).mean())
-        opt_e.zero_grad()
-        loss_e.backward()
-        opt_e.step()
-        hist["cd_gap"].append(float((ep.mean() - eq.mean()).detach()))
+        hist["cd_gap"].append(_energy_step(energy, opt_e, next(batches), path[-1].detach(), energy_reg))
         hist["sampler_loss"].append(float(loss_s.detach()))
         hist["entropy"].append(float(ent.detach()))
     energy.eval()
@@ -453,13 +458,7 @@ def train_contrastive_divergence(energy, data, iters=2000, batch_size=256, lr=1e
     for _ in tqdm(range(iters), disable=not progress, desc="CD"):
         x0 = init_std * torch.randn((batch_size, energy.dim), generator=generator)
         xq = langevin(energy, x0, n_steps=n_langevin, step_size=step_size, generator=generator)
-        xp = next(batches)
-        ep, eq = energy(xp), energy(xq)
-        loss = ep.mean() - eq.mean() + energy_reg * (ep.pow(2).mean() + eq.pow(2).mean())
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        hist["cd_gap"].append(float((ep.mean() - eq.mean()).detach()))
+        hist["cd_gap"].append(_energy_step(energy, opt, next(batches), xq, energy_reg))
     energy.eval()
     return GCDResult(energy, None, hist)
 
