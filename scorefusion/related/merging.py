@@ -132,8 +132,7 @@ class DomainScore(nn.Module):
         super().__init__()
         if not isinstance(model, ConditionalScoreMLP):
             raise TypeError(f"model must be a ConditionalScoreMLP, got {type(model).__name__}")
-        if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k < model.n_domains:
-            raise ValueError(f"k must be an int in 0..{model.n_domains - 1}, got {k!r}")
+        _check_index(k, model.n_domains, "k")
         self.model = model
         self.register_buffer("label", torch.tensor(k, dtype=torch.long))
 
@@ -146,6 +145,11 @@ class DomainScore(nn.Module):
         if x.ndim != 2 or x.shape[1] != self.model.dim:
             raise ValueError(f"x must have shape (n, {self.model.dim}), got {tuple(x.shape)}")
         return self.model.score(x, t, self.label.expand(x.shape[0]))
+
+
+def _check_index(value, n, name):
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < n:
+        raise ValueError(f"{name} must be an int in 0..{n - 1}, got {value!r}")
 
 
 def _check_labels(labels, n, n_domains):
@@ -304,8 +308,7 @@ def root_model(root, source, k, sde, n_samples=2048, epochs=50, lr=1e-3, batch_s
     (ConditionalScoreMLP, list) : the rooted copy (root and source unchanged) and its losses per epoch
     """
     _same(root, source)
-    if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k < root.n_domains:
-        raise ValueError(f"k must be an int in 0..{root.n_domains - 1}, got {k!r}")
+    _check_index(k, root.n_domains, "k")
     check_positive_int(n_samples, "n_samples")
     x = sample_domain(source, k, sde, n_samples, n_steps=n_steps, generator=generator, eps=_eps(t_range))
     rooted = copy.deepcopy(root).requires_grad_(True)
@@ -432,8 +435,7 @@ def merge(sources, sde, root_index=0, rooting=True, rooting_epochs=50, finetune_
     if not isinstance(sources, (list, tuple)) or len(sources) < 2:
         raise ValueError("sources must be a list of at least two models")
     _same(*sources)
-    if isinstance(root_index, bool) or not isinstance(root_index, int) or not 0 <= root_index < len(sources):
-        raise ValueError(f"root_index must be an int in 0..{len(sources) - 1}, got {root_index!r}")
+    _check_index(root_index, len(sources), "root_index")
     if isinstance(finetune_epochs, bool) or not isinstance(finetune_epochs, int) or finetune_epochs < 0:
         raise ValueError(f"finetune_epochs must be a non-negative int, got {finetune_epochs!r}")
     if generator is None:
