@@ -122,6 +122,15 @@ def test_cd_langevin_and_grid_tools():
     assert torch.allclose(dens, target.log_prob(pts).exp(), atol=1e-6)
 
 
+def test_langevin_step_convention():
+    # one step is x - (eps/2) grad E + sqrt(eps) z, with z from the given generator
+    x = torch.randn(6, 2, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    got = gcd.langevin(lambda v: 0.5 * (v - 1.0).pow(2).sum(-1), x, n_steps=1, step_size=0.3,
+                       generator=torch.Generator().manual_seed(2))
+    z = torch.randn(6, 2, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    assert torch.allclose(got, x - 0.15 * (x - 1.0) + math.sqrt(0.3) * z, atol=1e-14, rtol=0)
+
+
 def _nll_on_grid(energies, x, lam, bounds, n_grid):
     """The objective of fit_energy_weights, written out: mean energy of x + log of the grid-sum Z."""
     pts, dens, _ = gcd.energy_density_on_grid(energies, lam=lam, bounds=bounds, n_grid=n_grid)
