@@ -221,7 +221,7 @@ class GeometricMixture:
         self.dists, self.lam = _check_dists(dists, lam)
         self.dim = self.dists[0].dim
         self.dtype = self.dists[0].dtype
-        self.n_grid = check_positive_int(n_grid or (20001 if self.dim == 1 else 801), "n_grid")
+        self.n_grid = check_positive_int((20001 if self.dim == 1 else 801) if n_grid is None else n_grid, "n_grid")
         self.n_importance = check_positive_int(n_importance, "n_importance")
         self.generator = generator
         self._log_z = None
