@@ -29,6 +29,7 @@ from scipy.optimize import minimize, minimize_scalar
 from tqdm.auto import tqdm
 
 from ._checks import check_batch, check_positive_int, check_time
+from .divergence import EXACT_DIVERGENCE_MAX_DIM, divergence, draw_probes
 from .barycenter import GeometricMixture
 from .losses import perturb, sample_times
 from .scores import FusedScore
@@ -38,9 +39,6 @@ PAPER_T_RANGE = (1e-7, 1e-4)
 
 ISM_TIME = 1e-4
 """Default time at which implicit score matching evaluates the fused score."""
-
-EXACT_DIVERGENCE_MAX_DIM = 16
-
 
 @dataclass
 class FitResult:
@@ -159,27 +157,13 @@ def _scores_and_divergences(fused, x, t, n_probes, generator):
         pairs = [s.score_and_divergence(x, t) for s in fused.aux]
         return (torch.stack([p[0] for p in pairs]).reshape(len(pairs), x.shape[0], -1),
                 torch.stack([p[1] for p in pairs]))
-    dim = x[0].numel()
     scores, divs = [], []
     for i, score in enumerate(fused.aux):
-        with torch.enable_grad():
-            xg = x.detach().requires_grad_(True)
-            out = score(xg, t)  # one forward pass gives the score and its graph
-            if out.shape != x.shape:
-                raise ValueError(f"aux[{i}] must return the shape of x {tuple(x.shape)}, got {tuple(out.shape)}")
-            out = out.reshape(x.shape[0], -1)
-            scores.append(out.detach())
-            if n_probes is None:
-                cols = [torch.autograd.grad(out[:, j].sum(), xg, retain_graph=True)[0].reshape(x.shape[0], -1)[:, j]
-                        for j in range(dim)]
-                divs.append(torch.stack(cols, 1).sum(1).detach())
-            else:
-                est = torch.zeros(x.shape[0], dtype=out.dtype, device=out.device)
-                for _ in range(n_probes):
-                    v = torch.randint(0, 2, out.shape, generator=generator, device=out.device).to(out.dtype) * 2 - 1
-                    grad = torch.autograd.grad((out * v).sum(), xg, retain_graph=True)[0].reshape(x.shape[0], -1)
-                    est += (grad * v).sum(1)
-                divs.append((est / n_probes).detach())
+        probes = None if n_probes is None else draw_probes(x.shape, n_probes, generator, dtype=x.dtype,
+                                                           device=x.device)
+        out, div = divergence(lambda z, score=score: score(z, t), x, probes, name=f"aux[{i}]")
+        scores.append(out.reshape(x.shape[0], -1))
+        divs.append(div)
     return torch.stack(scores), torch.stack(divs)
 
 
@@ -196,8 +180,9 @@ def ism_quadratic(aux, x0, sde, t=ISM_TIME, n_probes="auto", generator=None, bat
         G_{ij} = \mathbb E[s_i \cdot s_j],\ b_i = -\mathbb E[\nabla \cdot s_i],
 
     estimated on the target samples. Divergences are exact when the scores
-    provide ``score_and_divergence(x, t)`` (closed-form scores, one pass) or, by autograd, when the
-    dimension is at most 16; above, Hutchinson's estimator with ``n_probes``
+    provide ``score_and_divergence(x, t)`` (closed-form scores, one pass) or, by autograd
+    (:func:`scorefusion.divergence.divergence`), when the dimension is at most
+    ``EXACT_DIVERGENCE_MAX_DIM`` (16); above, Hutchinson's estimator with ``n_probes``
     Rademacher probes per point (default 4).
 
     Parameters

@@ -23,6 +23,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ._checks import check_batch, check_positive_int, check_sde
+from .divergence import EXACT_DIVERGENCE_MAX_DIM, PROBE_KINDS, draw_probes
+from .divergence import divergence as field_divergence
 from .sde import VPTypeSDE, time_grid
 
 __all__ = ["bits_per_dim", "euler_maruyama", "langevin_step", "log_likelihood", "predictor_corrector",
@@ -350,26 +352,6 @@ def probability_flow(score, sde, shape=None, x_T=None, eps=1e-3, rtol=1e-5, atol
     return (out, int(sol.nfev)) if return_nfe else out
 
 
-def _divergence(fn, x, probes):
-    """fn(x) and its divergence: exact (probes None; one backward pass per coordinate) or Hutchinson."""
-    with torch.enable_grad():
-        x = x.detach().requires_grad_(True)
-        out = fn(x)
-        n = x.shape[0]
-        div = torch.zeros(n, dtype=out.dtype, device=out.device)
-        if probes is None:
-            flat = out.reshape(n, -1)
-            for j in range(flat.shape[1]):
-                (grad,) = torch.autograd.grad(flat[:, j].sum(), x, retain_graph=True)
-                div += grad.reshape(n, -1)[:, j]
-        else:
-            for v in probes:
-                (grad,) = torch.autograd.grad((out * v).sum(), x, retain_graph=True)
-                div += (grad * v).reshape(n, -1).sum(1)
-            div = div / len(probes)
-    return out.detach(), div.detach()
-
-
 def log_likelihood(score, x0, sde, eps=1e-5, divergence="auto", n_probes=1, generator=None, rtol=1e-5,
                    atol=1e-5, method="RK45", probe="rademacher"):
     r"""Log-density of data under the probability-flow model, by the instantaneous change of variables.
@@ -390,8 +372,9 @@ def log_likelihood(score, x0, sde, eps=1e-5, divergence="auto", n_probes=1, gene
     :math:`\varepsilon`; it equals :math:`\log p_\varepsilon` exactly when ``s``
     is the true score and the prior is :math:`p_T`.
 
-    Divergence: exact by autograd (one backward pass per coordinate) when
-    ``divergence="exact"``, or ``"auto"`` and the dimension D is at most 16;
+    Divergence (:func:`scorefusion.divergence.divergence`): exact by autograd
+    (one backward pass per coordinate) when ``divergence="exact"``, or ``"auto"``
+    and the dimension D is at most ``EXACT_DIVERGENCE_MAX_DIM`` (16);
     otherwise the Hutchinson-Skilling estimator
     :math:`\nabla\cdot\tilde f \approx \frac1P\sum_{p} v_p^\top (\partial\tilde f/\partial x)\, v_p`
     with P = ``n_probes`` probes (Rademacher or Gaussian) drawn once and fixed
@@ -425,26 +408,19 @@ def log_likelihood(score, x0, sde, eps=1e-5, divergence="auto", n_probes=1, gene
     _check_solver(rtol, atol, method)
     if divergence not in ("auto", "exact", "hutchinson"):
         raise ValueError(f"divergence must be 'auto', 'exact' or 'hutchinson', got {divergence!r}")
-    if probe not in ("rademacher", "gaussian"):
+    if probe not in PROBE_KINDS:
         raise ValueError(f"probe must be 'rademacher' or 'gaussian', got {probe!r}")
     check_positive_int(n_probes, "n_probes")
     score_fn = _score_fn(score)
     x0 = x0.double()
     shape, n, device = x0.shape, x0.shape[0], x0.device
-    exact = divergence == "exact" or (divergence == "auto" and x0[0].numel() <= 16)
-    probes = None
-    if not exact:
-        gen_device = generator.device if generator is not None else device
-        if probe == "rademacher":
-            probes = [(torch.randint(0, 2, shape, generator=generator, device=gen_device).double() * 2 - 1).to(device)
-                      for _ in range(n_probes)]
-        else:
-            probes = [_randn(shape, generator, torch.float64, device) for _ in range(n_probes)]
+    exact = divergence == "exact" or (divergence == "auto" and x0[0].numel() <= EXACT_DIVERGENCE_MAX_DIM)
+    probes = None if exact else draw_probes(shape, n_probes, generator, kind=probe, device=device)
 
     def rhs(t, y):
         xt = torch.from_numpy(y[:-n]).reshape(shape).to(device)
         tt = torch.full((n,), t, dtype=torch.float64, device=device)
-        drift, div = _divergence(lambda z: _flow_drift(score_fn, sde, z, tt), xt, probes)
+        drift, div = field_divergence(lambda z: _flow_drift(score_fn, sde, z, tt), xt, probes, name="score")
         return np.concatenate([drift.reshape(-1).cpu().numpy(), div.cpu().numpy()])
 
     y0 = np.concatenate([x0.reshape(-1).cpu().numpy(), np.zeros(n)])

@@ -11,6 +11,7 @@ import torch
 
 import scorefusion as sf
 from scorefusion import sampling
+from scorefusion.divergence import EXACT_DIVERGENCE_MAX_DIM, divergence, draw_probes
 from scorefusion.nets import ScoreMLP
 
 VP = sf.VPSDE()
@@ -133,6 +134,29 @@ def test_log_likelihood_hutchinson_in_20d():
         # per-point noise: measured std ~1 nat with 4 probes here; the estimator is really stochastic
         # (non-diagonal covariance, so even Rademacher probes are not exact)
         assert 1e-2 < float(err.std()) < 2.0, probe
+
+
+def test_divergence_exact_and_hutchinson_on_a_linear_field():
+    # f(x) = x A^T + tanh(x) (coordinate-wise): div f = tr A + sum_j (1 - tanh(x_j)^2)
+    d, n = 5, 7
+    g = gen(20)
+    a = torch.randn(d, d, generator=g, dtype=torch.float64)
+    x = torch.randn(n, d, generator=g, dtype=torch.float64)
+    truth = torch.trace(a) + (1 - torch.tanh(x) ** 2).sum(1)
+    out, div = divergence(lambda z: z @ a.T + torch.tanh(z), x)
+    assert torch.allclose(out, x @ a.T + torch.tanh(x)) and torch.allclose(div, truth)
+    assert not out.requires_grad and not div.requires_grad
+    # Rademacher probes are exact for a diagonal Jacobian, unbiased otherwise
+    _, div1 = divergence(lambda z: z * torch.arange(1.0, d + 1, dtype=torch.float64),
+                         x, draw_probes(x.shape, 1, gen(21)))
+    assert torch.allclose(div1, torch.full((n,), d * (d + 1) / 2, dtype=torch.float64))
+    for kind in ("rademacher", "gaussian"):
+        probes = draw_probes(x.shape, 4000, gen(22), kind=kind)
+        _, est = divergence(lambda z: z @ a.T + torch.tanh(z), x, probes)
+        assert torch.allclose(est, truth, atol=0.3), kind  # std ~ |A|_F sqrt(2 / 4000) ~ 0.1
+    assert 1 <= EXACT_DIVERGENCE_MAX_DIM < 20  # log_likelihood_hutchinson_in_20d relies on it
+    with pytest.raises(ValueError, match="fn must return the shape of x"):
+        divergence(lambda z: z[:, 0], x)
 
 
 def test_log_likelihood_is_reproducible_with_a_generator():
