@@ -10,10 +10,28 @@ from .distributions import GaussianMixture
 
 @dataclass
 class Preset1D:
-    """The 1-D experiment of the paper: a target mixture and two auxiliary mixtures."""
+    """The 1-D experiment of the paper: a target mixture, two auxiliary mixtures, and the map to raw coordinates.
+
+    Attributes
+    ----------
+    target : GaussianMixture
+    aux : list of GaussianMixture
+    loc, scale : float
+        A point ``x`` of these coordinates is ``loc + scale * x`` in the paper's raw coordinates: the
+        target's mean and standard deviation for the standardised preset, 0 and 1 for the raw one.
+    standardized : bool
+        Whether every mixture was standardised by its own mean and standard deviation.
+    """
 
     target: GaussianMixture
     aux: list
+    loc: float = 0.0
+    scale: float = 1.0
+    standardized: bool = False
+
+    def to_raw(self, x):
+        r"""Map points of these coordinates to the raw ones, :math:`x \mapsto \mathrm{loc} + \mathrm{scale}\,x`."""
+        return self.loc + self.scale * x
 
 
 def _mixture_1d(weights, means, std):
@@ -24,8 +42,16 @@ def _mixture_1d(weights, means, std):
     )
 
 
-def paper_1d():
-    r"""The 1-D Gaussian-mixture preset of ScoreFusion (Liu et al., 2025, Sec. 5.1).
+def _standardize_1d(mixture):
+    """A 1-D mixture standardised by its own mean and standard deviation, with that mean and std."""
+    w, m, v = mixture.weights, mixture.means[:, 0], mixture.covs[:, 0, 0]
+    mean = float((w * m).sum())
+    var = float((w * (v + m**2)).sum()) - mean**2
+    return GaussianMixture(w, ((m - mean) / var**0.5)[:, None], mixture.covs / var), mean, var**0.5
+
+
+def paper_1d(standardize=False):
+    r"""The 1-D Gaussian-mixture preset of ScoreFusion (Liu et al., 2025, Sec. 5.1), raw or standardised.
 
     .. math::
 
@@ -33,15 +59,34 @@ def paper_1d():
         p_1 = 0.5\,\mathcal N(-3, 1) + 0.5\,\mathcal N(10, 1), \quad
         p_2 = 0.7\,\mathcal N(-7, 1) + 0.3\,\mathcal N(9, 1).
 
+    With ``standardize=True`` every mixture is replaced by the law of
+    :math:`(X - \mu_p)/\sigma_p`, its own mean :math:`\mu_p = \sum_k w_k m_k`
+    and standard deviation :math:`\sigma_p^2 = \sum_k w_k (v_k + m_k^2) - \mu_p^2`
+    removed, which is again a Gaussian mixture (means :math:`(m_k - \mu_p)/\sigma_p`,
+    variances :math:`v_k/\sigma_p^2`). This is the geometry in which the
+    official code trains and fuses (``src/datasets.py``, ``make_mixture_data``,
+    which standardises every data set by its own sample mean and std); its
+    samples go back to raw coordinates with the target's moments,
+    :meth:`Preset1D.to_raw`.
+
+    Parameters
+    ----------
+    standardize : bool, default False
+
     Returns
     -------
     Preset1D
-        ``target`` and ``aux = [p_1, p_2]``, float64.
+        ``target`` and ``aux = [p_1, p_2]``, float64; ``loc``, ``scale`` the
+        target's mean (-1.2) and standard deviation (about 5.933) when standardised.
     """
-    return Preset1D(
-        target=_mixture_1d([0.6, 0.4], [-6.0, 6.0], 0.8),
-        aux=[_mixture_1d([0.5, 0.5], [-3.0, 10.0], 1.0), _mixture_1d([0.7, 0.3], [-7.0, 9.0], 1.0)],
-    )
+    if not isinstance(standardize, bool):
+        raise TypeError(f"standardize must be a bool, got {type(standardize).__name__}")
+    target = _mixture_1d([0.6, 0.4], [-6.0, 6.0], 0.8)
+    aux = [_mixture_1d([0.5, 0.5], [-3.0, 10.0], 1.0), _mixture_1d([0.7, 0.3], [-7.0, 9.0], 1.0)]
+    if not standardize:
+        return Preset1D(target=target, aux=aux)
+    target, loc, scale = _standardize_1d(target)
+    return Preset1D(target=target, aux=[_standardize_1d(p)[0] for p in aux], loc=loc, scale=scale, standardized=True)
 
 
 # ---------------------------------------------------------------------------
