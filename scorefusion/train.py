@@ -2,6 +2,7 @@
 
 import copy
 import math
+import numbers
 import os
 import time
 from dataclasses import dataclass, field
@@ -12,7 +13,7 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
 from ._checks import check_batch, check_positive_int, check_sde
-from .cache import save_atomic
+from .cache import CheckpointError, config_key, load_state, save_atomic, tensor_digest
 from .losses import dsm_loss, sample_times
 
 
@@ -100,7 +101,8 @@ def _schedule(n, batch_size, world, epochs, steps):
     return _Schedule(steps_per_epoch, steps if steps is not None else epochs * steps_per_epoch)
 
 
-def _check_arguments(model, data, sde, epochs, steps, batch_size, lr, ema, generator, stop_after_steps):
+def _check_arguments(model, data, sde, epochs, steps, batch_size, lr, ema, generator, checkpoint, resume,
+                     stop_after_steps):
     if not isinstance(model, torch.nn.Module):
         raise TypeError(f"model must be a torch.nn.Module score network, got {type(model).__name__}")
     check_batch(data, "data")
@@ -119,6 +121,10 @@ def _check_arguments(model, data, sde, epochs, steps, batch_size, lr, ema, gener
         raise ValueError(f"ema must be a number in [0, 1), got {ema!r}")
     if generator is not None and (not isinstance(generator, torch.Generator) or generator.device.type != "cpu"):
         raise TypeError("generator must be a CPU torch.Generator (it drives shuffling and the per-epoch seeds)")
+    if checkpoint is not None and not isinstance(checkpoint, (str, os.PathLike)):
+        raise TypeError(f"checkpoint must be a file path (str or os.PathLike), got {type(checkpoint).__name__}")
+    if resume not in ("strict", "force"):
+        raise ValueError(f'resume must be "strict" or "force", got {resume!r}')
     if stop_after_steps is not None:
         check_positive_int(stop_after_steps, "stop_after_steps")
 
@@ -167,31 +173,69 @@ def _shard(n, generator, rank, world):
     return order[rank::world]
 
 
-def _resume(checkpoint, run_info, schedule, model, ema_model, optimizer, generator, device):
-    """Load the training state saved by :func:`_save_checkpoint`; returns (epoch, step, losses)."""
-    state = torch.load(checkpoint, map_location=device, weights_only=False)
-    if state.get("run") != run_info:
-        raise ValueError(f"checkpoint {checkpoint} belongs to another run ({state.get('run')}), "
-                         f"not to this one ({run_info}); delete it or pass another path")
+def _fingerprint(model, data, sde, world, batch_size, lr, ema, steps, t_range):
+    """What a run's trajectory depends on, checked when a checkpoint is resumed.
+
+    The target of an ``epochs=`` run is not part of it (a longer run continues a shorter one exactly);
+    a ``steps=`` run may end mid-epoch, so its target is.
+    """
+    params = {k: v for k, v in vars(sde).items()
+              if not k.startswith("_") and (isinstance(v, (numbers.Number, str)) or torch.is_tensor(v))}
+    return {"n": data.shape[0], "batch_size": batch_size, "world": world, "lr": float(lr), "ema": float(ema),
+            "steps": steps, "t_range": None if t_range is None else [float(v) for v in t_range],
+            "data": tensor_digest(data), "sde": f"{sde!r} {config_key(params)}",
+            "model": f"{type(model).__module__}.{type(model).__qualname__}",
+            "shapes": config_key({k: list(v.shape) for k, v in model.state_dict().items()})}
+
+
+_STATE_KEYS = {"model": dict, "ema": dict, "optimizer": dict, "generator": torch.Tensor, "torch_rng": torch.Tensor,
+               "epoch": int, "step": int, "losses": list, "fingerprint": dict}
+
+
+def _resume(checkpoint, fingerprint, resume, schedule, model, ema_model, optimizer, generator, device):
+    """Load the training state saved by :func:`_save_checkpoint`; returns (epoch, step, losses).
+
+    ``resume="strict"`` refuses a checkpoint whose fingerprint differs, naming the fields;
+    ``"force"`` continues from it anyway (the weights must still fit the model).
+    """
+    state = load_state(checkpoint, map_location=device)
+    missing = [k for k, kind in _STATE_KEYS.items() if not isinstance(state, dict) or not isinstance(state.get(k), kind)]
+    if missing:
+        found = f"a dict without {missing}" if isinstance(state, dict) else f"a {type(state).__name__}"
+        raise CheckpointError(f"{checkpoint} is not a training checkpoint of train_score_model (it holds {found}); "
+                              "delete it or pass another path")
+    changed = [k for k in fingerprint if state["fingerprint"].get(k) != fingerprint[k]]
+    if changed and (resume == "strict" or "shapes" in changed or "model" in changed):
+        details = "; ".join(f"{k}: {state['fingerprint'].get(k)!r} there, {fingerprint[k]!r} here" for k in changed)
+        raise CheckpointError(f"checkpoint {checkpoint} belongs to another run ({details}); delete it, pass another "
+                              'path, or pass resume="force" to continue from it (same model only)')
     if state["step"] > schedule.total_steps:
-        raise ValueError(f"checkpoint {checkpoint} is at step {state['step']}, past this run's "
-                         f"{schedule.total_steps} steps")
-    model.load_state_dict(state["model"])
-    ema_model.load_state_dict(state["ema"])
-    optimizer.load_state_dict(state["optimizer"])
-    generator.set_state(state["generator"])
-    torch.set_rng_state(state["torch_rng"])
-    if device.type == "cuda" and state.get("cuda_rng") is not None:
-        torch.cuda.set_rng_state(state["cuda_rng"], device)
+        raise CheckpointError(f"checkpoint {checkpoint} is at step {state['step']}, past this run's "
+                              f"{schedule.total_steps} steps; delete it or pass another path")
+    try:
+        model.load_state_dict(state["model"])
+        ema_model.load_state_dict(state["ema"])
+        optimizer.load_state_dict(state["optimizer"])
+        generator.set_state(state["generator"].cpu())
+    except (RuntimeError, ValueError, KeyError, TypeError) as err:
+        raise CheckpointError(f"checkpoint {checkpoint} does not fit this run ({type(err).__name__}: {err}); "
+                              "delete it or pass another path") from err
+    torch.set_rng_state(state["torch_rng"].cpu())
+    if device.type == "cuda" and torch.is_tensor(state.get("cuda_rng")):
+        torch.cuda.set_rng_state(state["cuda_rng"].cpu(), device)
     return state["epoch"], state["step"], list(state["losses"])
 
 
-def _save_checkpoint(checkpoint, run_info, model, ema_model, optimizer, generator, device, epoch, step, losses):
-    """Write the training state atomically: weights, EMA, optimiser, progress and every RNG state."""
-    save_atomic({"model": model.state_dict(), "ema": ema_model.state_dict(), "optimizer": optimizer.state_dict(),
-                 "generator": generator.get_state(), "torch_rng": torch.get_rng_state(),
-                 "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-                 "epoch": epoch, "step": step, "losses": losses, "run": run_info}, checkpoint)
+def _save_checkpoint(checkpoint, fingerprint, model, ema_model, optimizer, generator, device, epoch, step, losses):
+    """Write the training state atomically: weights, EMA, optimiser, progress, every RNG state (as tensors)
+    and the run's fingerprint; only tensors, numbers, strings, lists and dicts, so that it loads with
+    ``weights_only=True``."""
+    state = {"model": model.state_dict(), "ema": ema_model.state_dict(), "optimizer": optimizer.state_dict(),
+             "generator": generator.get_state(), "torch_rng": torch.get_rng_state(), "epoch": epoch, "step": step,
+             "losses": losses, "fingerprint": fingerprint}
+    if device.type == "cuda":
+        state["cuda_rng"] = torch.cuda.get_rng_state(device)
+    save_atomic(state, checkpoint)
 
 
 def _epoch_loss(total, count, step_losses, first_step, world, device):
@@ -213,7 +257,7 @@ def _epoch_loss(total, count, step_losses, first_step, world, device):
 
 
 def train_score_model(model, data, sde, *, epochs=None, steps=None, batch_size=128, lr=1e-3, ema=0.999,
-                      device="auto", checkpoint=None, progress=True, generator=None, t_range=None, bf16="auto",
+                      device="auto", checkpoint=None, resume="strict", progress=True, generator=None, t_range=None, bf16="auto",
                       channels_last="auto", compile=False, stop_after_steps=None):
     r"""Train a score network by denoising score matching, with EMA and resumable checkpoints.
 
@@ -237,10 +281,17 @@ def train_score_model(model, data, sde, *, epochs=None, steps=None, batch_size=1
     epoch's times and noises (on the training device), so the same seed gives
     the same weights on the same device. With ``checkpoint``, the model, EMA,
     optimiser, progress, losses and the RNG states (``generator``, torch's global
-    CPU and CUDA generators) are written after every epoch, atomically (a
-    temporary file in the same folder, then ``os.replace``); a call that finds
-    the file resumes from it, so a run killed at any moment and restarted ends
-    with exactly the weights of an uninterrupted run.
+    CPU and CUDA generators, as tensors) are written after every epoch,
+    atomically (:func:`~scorefusion.cache.save_atomic`: a temporary file in the
+    same folder, then ``os.replace``; temporary files of a killed writer are
+    removed by the next save or load); a call that finds the file resumes from
+    it, so a run killed at any moment and restarted ends with exactly the
+    weights of an uninterrupted run. The file is loaded with
+    ``torch.load(weights_only=True)``: it runs no code. It carries a
+    fingerprint of what the run depends on (n, batch size, world size, lr,
+    ema, t_range, the target of a ``steps=`` run, a hash of the data's bytes,
+    the SDE, the model's class and parameter shapes); resuming with any of
+    them changed is refused, naming the fields, unless ``resume="force"``.
 
     On CUDA (``device="auto"`` picks it when present): bf16 autocast and
     channels-last memory for images unless disabled, and ``torch.compile`` when
@@ -270,7 +321,11 @@ def train_score_model(model, data, sde, *, epochs=None, steps=None, batch_size=1
         EMA decay :math:`\beta` in [0, 1) (0 keeps the last weights).
     device : str or torch.device, default "auto"
     checkpoint : str or path, optional
-        File to resume from and save to (its folder is created).
+        File to resume from and save to (its folder is created; a lock file
+        ``<checkpoint>.lock`` sits beside it).
+    resume : {"strict", "force"}, default "strict"
+        What to do with a checkpoint whose fingerprint differs from this run's:
+        refuse it, or continue from it (the weights must still fit the model).
     progress : bool, default True
         tqdm bar over epochs (rank 0 only).
     generator : torch.Generator (CPU), optional
@@ -298,16 +353,24 @@ def train_score_model(model, data, sde, *, epochs=None, steps=None, batch_size=1
     ValueError
         Empty or non-finite data, neither or both of ``epochs`` and ``steps``,
         ``epochs``/``steps``/``batch_size`` < 1, ``lr`` not finite and positive,
-        ``ema`` outside [0, 1), a checkpoint of another run.
+        ``ema`` outside [0, 1), ``resume`` not "strict" or "force".
+    scorefusion.cache.CheckpointError
+        (a ValueError) The checkpoint cannot be read (empty, truncated, not a
+        torch file, holding objects other than tensors, numbers, strings, lists
+        and dicts), is not a training checkpoint, belongs to another run, or is
+        past this run's end; the message names the file and what to do.
     FloatingPointError
         The loss became NaN or infinite (the message names the first such step).
     """
-    _check_arguments(model, data, sde, epochs, steps, batch_size, lr, ema, generator, stop_after_steps)
+    _check_arguments(model, data, sde, epochs, steps, batch_size, lr, ema, generator, checkpoint, resume,
+                     stop_after_steps)
     start_time = time.perf_counter()
 
     # Set up the processes, the device and the precision.
     rank, world, device = _distributed(resolve_device(device))
     use_bf16, memory_format = _precision(device, data, bf16, channels_last)
+    fingerprint = None if checkpoint is None else _fingerprint(model, data, sde, world, batch_size, lr, ema, steps,
+                                                               t_range)
     model = model.to(device, memory_format=memory_format).train()
     data = data.to(device).contiguous(memory_format=memory_format)
     generator = generator if generator is not None else torch.Generator().manual_seed(0)
@@ -320,10 +383,10 @@ def train_score_model(model, data, sde, *, epochs=None, steps=None, batch_size=1
     schedule = _schedule(n, batch_size, world, epochs, steps)
 
     # Resume from the checkpoint, if there is one.
-    run_info = {"n": n, "batch_size": batch_size, "world": world}
     epoch, step, losses = 0, 0, []
     if checkpoint is not None and Path(checkpoint).exists():
-        epoch, step, losses = _resume(checkpoint, run_info, schedule, model, ema_model, optimizer, generator, device)
+        epoch, step, losses = _resume(checkpoint, fingerprint, resume, schedule, model, ema_model, optimizer,
+                                      generator, device)
 
     # Train.
     net = _wrap(model, world, device, compile)
@@ -355,6 +418,6 @@ def train_score_model(model, data, sde, *, epochs=None, steps=None, batch_size=1
         bar.update()
         bar.set_postfix(loss=f"{losses[-1]:.4f}")
         if checkpoint is not None and rank == 0:
-            _save_checkpoint(checkpoint, run_info, model, ema_model, optimizer, generator, device, epoch, step, losses)
+            _save_checkpoint(checkpoint, fingerprint, model, ema_model, optimizer, generator, device, epoch, step, losses)
     bar.close()
     return TrainResult(copy.deepcopy(ema_model.module).eval(), losses, time.perf_counter() - start_time)

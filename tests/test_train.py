@@ -65,7 +65,7 @@ def test_resume_after_interruption_gives_identical_weights(tmp_path):
     with pytest.raises(KeyboardInterrupt):  # killed mid-epoch 3 (8 steps per epoch)
         train_score_model(fresh_mlp(), data(), SDE, generator=torch.Generator().manual_seed(3), checkpoint=ckpt,
                           stop_after_steps=20, **kwargs)
-    assert torch.load(ckpt, weights_only=False)["epoch"] == 2
+    assert torch.load(ckpt, weights_only=True)["epoch"] == 2
     resumed = train_score_model(fresh_mlp(), data(), SDE, generator=torch.Generator().manual_seed(3),
                                 checkpoint=ckpt, **kwargs)
     for a, b in zip(reference.model.state_dict().values(), resumed.model.state_dict().values()):
@@ -101,7 +101,7 @@ def test_resume_after_a_real_kill(tmp_path):
     killed = subprocess.run([sys.executable, str(script), "5", str(ckpt), str(tmp_path / "x.pt"), "20"], check=False,
                             env=env)
     assert killed.returncode == -signal.SIGKILL
-    assert torch.load(ckpt, weights_only=False)["epoch"] == 2 and not (tmp_path / "x.pt").exists()
+    assert torch.load(ckpt, weights_only=True)["epoch"] == 2 and not (tmp_path / "x.pt").exists()
     assert not list(tmp_path.glob("*.tmp"))
 
     # resume here (one thread, like the child) and compare with an uninterrupted run
@@ -113,7 +113,7 @@ def test_resume_after_a_real_kill(tmp_path):
 
     resumed, ref = run(ckpt), run(None)
     assert ref.keys() == resumed.keys() and all(torch.equal(ref[k], resumed[k]) for k in ref)
-    assert torch.load(ckpt, weights_only=False)["epoch"] == 5
+    assert torch.load(ckpt, weights_only=True)["epoch"] == 5
 
 
 def test_ddp_on_cpu_with_two_processes(tmp_path):
@@ -141,8 +141,8 @@ def test_ddp_on_cpu_with_two_processes(tmp_path):
                           env=dict(os.environ, OMP_NUM_THREADS="1"))
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "DDP-OK 2" in proc.stdout
-    state = torch.load(tmp_path / "ddp.pt", weights_only=False)
-    assert state["epoch"] == 2 and state["run"]["world"] == 2
+    state = torch.load(tmp_path / "ddp.pt", weights_only=True)
+    assert state["epoch"] == 2 and state["fingerprint"]["world"] == 2
 
 
 @pytest.mark.parametrize("n, world", [(10, 3), (2, 4), (8, 2), (1, 1)])
