@@ -111,6 +111,13 @@ def check_time(t, T, name="t", allow_zero=False):
     return t
 
 
+def check_generator(generator, name="generator"):
+    """Check that ``generator`` is None or a ``torch.Generator``; returns it."""
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"{name} must be a torch.Generator or None, got {type(generator).__name__}")
+    return generator
+
+
 def check_positive_int(value, name):
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")

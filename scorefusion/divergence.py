@@ -84,6 +84,8 @@ def divergence(fn, x, probes=None, name="fn"):
         if not torch.is_tensor(out) or out.shape != x.shape:
             got = tuple(out.shape) if torch.is_tensor(out) else type(out).__name__
             raise ValueError(f"{name} must return the shape of x {tuple(x.shape)}, got {got}")
+        if not out.requires_grad:
+            raise ValueError(f"{name} must be differentiable in x by autograd: it returned a tensor without a graph")
         n = x.shape[0]
         div = torch.zeros(n, dtype=out.dtype, device=out.device)
         if probes is None:

@@ -20,6 +20,7 @@ the data. Three methods are offered by :func:`fit_weights`:
 """
 
 import itertools
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -28,14 +29,18 @@ import torch
 from scipy.optimize import minimize, minimize_scalar
 from tqdm.auto import tqdm
 
-from ._checks import check_batch, check_positive_int, check_time
-from .divergence import EXACT_DIVERGENCE_MAX_DIM, divergence, draw_probes
+from ._checks import check_batch, check_generator, check_positive_int, check_sde, check_time
 from .barycenter import GeometricMixture
+from .divergence import EXACT_DIVERGENCE_MAX_DIM, divergence, draw_probes
 from .losses import perturb, sample_times
 from .scores import FusedScore
 
 PAPER_T_RANGE = (1e-7, 1e-4)
 """``t ~ Uniform(h [eps, 1])`` with ``h = 1e-4``, ``eps = 1e-3``, as in the official code."""
+
+SGD_BATCH_SIZE = 256
+"""``fit_weights(method="sgd")`` takes batches of ``min(n, SGD_BATCH_SIZE)`` by default, the official 1-D recipe
+(``notebooks/1D_experiments.ipynb``, cell 4: ``train_batch`` is ``TRAIN_SIZE if TRAIN_SIZE < 256 else 256``)."""
 
 ISM_TIME = 1e-4
 """Default time at which implicit score matching evaluates the fused score."""
@@ -60,6 +65,8 @@ class FitResult:
         The quadratic the exact methods minimised.
     kkt_residual : float or None
         Scaled KKT residual of the simplex-constrained minimiser (exact methods).
+    val_history : list of float
+        Validation loss after every epoch (``"sgd"`` with ``x_val``).
     """
 
     lam: torch.Tensor
@@ -69,6 +76,7 @@ class FitResult:
     method: str = "ism"
     quadratic: tuple | None = None
     kkt_residual: float | None = None
+    val_history: list = field(default_factory=list)
 
 
 def _as_fused(aux):
@@ -78,6 +86,16 @@ def _as_fused(aux):
     if len(aux) == 0:
         raise ValueError("aux must contain at least one score")
     return FusedScore(aux, torch.full((len(aux),), 1.0 / len(aux), dtype=torch.float64))
+
+
+def _check_finite_quadratic(G, b, where):
+    """Name the auxiliaries whose scores (or divergences) were NaN or infinite; G, b on the host."""
+    bad = [i for i in range(b.shape[0]) if not (torch.isfinite(G[i, i]) and torch.isfinite(b[i]))]
+    if not bad and not torch.isfinite(G).all():  # finite diagonals, overflowing cross terms
+        bad = list(range(b.shape[0]))
+    if bad:
+        names = ", ".join(f"aux[{i}]" for i in bad)
+        raise ValueError(f"{names} returned NaN or infinite values {where}; the fit needs finite scores")
 
 
 def _batches(n, batch_size):
@@ -126,16 +144,18 @@ def dsm_quadratic(aux, x0, sde, t=None, t_range=PAPER_T_RANGE, n_draws=1, genera
     """
     fused = _as_fused(aux)
     x0 = check_batch(x0)
+    check_sde(sde)
+    check_generator(generator)
     check_positive_int(n_draws, "n_draws")
     data = x0.repeat_interleave(n_draws, dim=0) if n_draws > 1 else x0
     n = data.shape[0]
     if t is None:
         t = sample_times(n, sde, t_range, generator, dtype=x0.dtype, device=x0.device)
     else:
+        check_time(t, sde.T)
         t = torch.as_tensor(t, dtype=x0.dtype, device=x0.device)
         if t.shape != (n,):
             raise ValueError(f"t must have shape ({n},), got {tuple(t.shape)}")
-        check_time(t, sde.T)
     xt, z, std = perturb(data, sde, t, generator)
     k = len(fused.aux)
     G = torch.zeros(k, k, dtype=torch.float64, device=x0.device)  # accumulated on the data's device,
@@ -148,7 +168,9 @@ def dsm_quadratic(aux, x0, sde, t=None, t_range=PAPER_T_RANGE, n_draws=1, genera
             G += torch.einsum("ind,jnd->ij", u, u)
             b -= torch.einsum("ind,nd->i", u, zf)
             c += zf.pow(2).sum()
-    return G.cpu() / n, b.cpu() / n, c.cpu() / n
+    G, b = G.cpu() / n, b.cpu() / n
+    _check_finite_quadratic(G, b, "on the noised data x_t")
+    return G, b, c.cpu() / n
 
 
 def _scores_and_divergences(fused, x, t, n_probes, generator):
@@ -207,6 +229,10 @@ def ism_quadratic(aux, x0, sde, t=ISM_TIME, n_probes="auto", generator=None, bat
     """
     fused = _as_fused(aux)
     x0 = check_batch(x0)
+    check_sde(sde)
+    check_generator(generator)
+    if torch.is_tensor(t) and t.numel() != 1:
+        raise ValueError(f"t must be one time (a number), got a tensor of shape {tuple(t.shape)}")
     check_time(t, sde.T)
     dim = x0[0].numel()
     if n_probes == "auto":
@@ -223,7 +249,9 @@ def ism_quadratic(aux, x0, sde, t=ISM_TIME, n_probes="auto", generator=None, bat
         s = s.double()
         G += torch.einsum("ind,jnd->ij", s, s)
         b -= div.double().sum(1)
-    return G.cpu() / n, b.cpu() / n, torch.zeros((), dtype=torch.float64)
+    G, b = G.cpu() / n, b.cpu() / n
+    _check_finite_quadratic(G, b, f"(scores or divergences) on x0 at t={float(t):g}")
+    return G, b, torch.zeros((), dtype=torch.float64)
 
 
 def minimize_quadratic_on_simplex(G, b):
@@ -263,6 +291,8 @@ def minimize_quadratic_on_simplex(G, b):
         raise ValueError(f"G must have shape ({k}, {k}), got {G.shape}")
     if k > 16:
         raise ValueError(f"exact simplex solver supports at most 16 models, got {k}")
+    if not (np.isfinite(G).all() and np.isfinite(b).all()):
+        raise ValueError("G and b must be finite (NaN or infinite entries: were the scores finite?)")
     G = 0.5 * (G + G.T)
     scale = 1.0 + np.abs(G).max() + np.abs(b).max()
     for size in range(k, 0, -1):
@@ -294,34 +324,61 @@ def minimize_quadratic_on_simplex(G, b):
     raise RuntimeError("no KKT point found; is G positive semi-definite?")
 
 
-def _fit_sgd(fused, x0, sde, t_range, epochs, batch_size, lr, momentum, generator, progress):
+def _check_real(value, name, low, high=math.inf, low_open=False):
+    """A finite real number in [low, high) ((low, high) with ``low_open``)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    above = value > low if low_open else value >= low
+    if not (math.isfinite(value) and above and value < high):
+        interval = f"{'(' if low_open else '['}{low:g}, {high:g})"
+        raise ValueError(f"{name} must be a finite number in {interval}, got {value!r}")
+    return value
+
+
+def _sgd_batch_loss(fused, logits, batch, sde, t_range, generator):
+    """Mean DSM loss of the fused score with weights softmax(logits) on one batch, fresh (t, z)."""
     k = len(fused.aux)
-    logits = torch.zeros(k, dtype=torch.float64, device=x0.device, requires_grad=True)
+    t = sample_times(batch.shape[0], sde, t_range, generator, dtype=batch.dtype, device=batch.device)
+    xt, z, std = perturb(batch, sde, t, generator)
+    with torch.no_grad():
+        u = (std * fused.components(xt, t)).reshape(k, batch.shape[0], -1).double()
+    residual = torch.einsum("i,ind->nd", torch.softmax(logits, 0), u) + z.reshape(batch.shape[0], -1).double()
+    return residual.pow(2).sum(1).mean()
+
+
+def _fit_sgd(fused, x0, sde, t_range, epochs, batch_size, lr, momentum, generator, progress, x_val=None):
+    k = len(fused.aux)
+    # the official FusionNet starts from logits = torch.randn(K) (src/model_1D.py, line 146); seeded here
+    logits = torch.randn(k, generator=generator, dtype=torch.float64, device=x0.device).requires_grad_(True)
     opt = torch.optim.SGD([logits], lr=lr, momentum=momentum)
     n = x0.shape[0]
-    history = []
+    history, val_history = [], []
+    best_val, best_logits = math.inf, logits.detach().clone()
     for _ in tqdm(range(epochs), disable=not progress, desc="sgd epochs"):
         order = torch.randperm(n, generator=generator)
         total = torch.zeros((), dtype=torch.float64, device=x0.device)  # one host sync per epoch
         for start in range(0, n, batch_size):
             batch = x0[order[start:start + batch_size]]
-            t = sample_times(batch.shape[0], sde, t_range, generator, dtype=x0.dtype, device=x0.device)
-            xt, z, std = perturb(batch, sde, t, generator)
-            with torch.no_grad():
-                u = (std * fused.components(xt, t)).reshape(k, batch.shape[0], -1).double()
-            lam = torch.softmax(logits, 0)
-            residual = torch.einsum("i,ind->nd", lam, u) + z.reshape(batch.shape[0], -1).double()
-            loss = residual.pow(2).sum(1).mean()
+            loss = _sgd_batch_loss(fused, logits, batch, sde, t_range, generator)
             opt.zero_grad()
             loss.backward()
             opt.step()
             total += loss.detach() * batch.shape[0]
         history.append(float(total) / n)
-    return torch.softmax(logits.detach(), 0).cpu(), history
+        if not math.isfinite(history[-1]):
+            raise ValueError(f"the DSM loss became NaN or infinite in epoch {len(history)}: an auxiliary score "
+                             f"returned NaN or infinite values, or lr={lr!r} is too large")
+        if x_val is not None:  # the official check: DSM over all times (loss_fn), best epoch kept
+            with torch.no_grad():
+                val_history.append(float(_sgd_batch_loss(fused, logits, x_val, sde, None, generator)))
+            if val_history[-1] < best_val:
+                best_val, best_logits = val_history[-1], logits.detach().clone()
+    final = best_logits if x_val is not None else logits.detach()
+    return torch.softmax(final, 0).cpu(), history, val_history
 
 
 def fit_weights(aux, x0, sde, method="ism", t=None, t_range=PAPER_T_RANGE, n_probes="auto", n_draws=1,
-                generator=None, batch_size=None, epochs=100, lr=0.1, momentum=0.9, progress=False):
+                generator=None, batch_size=None, epochs=100, lr=0.1, momentum=0.9, x_val=None, progress=False):
     r"""Learn the fusion weights :math:`\lambda` from target samples.
 
     .. math::
@@ -332,8 +389,13 @@ def fit_weights(aux, x0, sde, method="ism", t=None, t_range=PAPER_T_RANGE, n_pro
     with ``(G, b, c)`` from :func:`ism_quadratic` (``method="ism"``) or
     :func:`dsm_quadratic` (``"dsm"``), minimised exactly by
     :func:`minimize_quadratic_on_simplex`; or by the official code's SGD on
-    softmax logits of the DSM loss (``"sgd"``: lr 0.1, momentum 0.9, 100 epochs,
-    fresh ``(t, z)`` per batch). ISM is the default: on the paper's 1-D preset
+    softmax logits of the DSM loss (``"sgd"``: logits drawn from
+    ``torch.randn`` with ``generator``, lr 0.1, momentum 0.9, 100 epochs,
+    batches of ``min(n, 256)``, fresh ``(t, z)`` per batch; with ``x_val``,
+    after every epoch the DSM loss over all times :math:`t \sim U[10^{-5}, T]`
+    on ``x_val`` and the weights of the epoch with the lowest one are
+    returned, as the official 1-D notebook's ``fusion_train`` keeps its
+    best-validation checkpoint). ISM is the default: on the paper's 1-D preset
     with closed-form auxiliaries (n = 1024, 20 seeds) its estimate of
     :math:`\lambda` varies over an order of magnitude less than DSM's at the
     paper's tiny times, where the DSM target :math:`z` dominates the loss, and
@@ -357,8 +419,11 @@ def fit_weights(aux, x0, sde, method="ism", t=None, t_range=PAPER_T_RANGE, n_pro
         Noise draws per sample of ``"dsm"``.
     generator : torch.Generator, optional
     batch_size : int, optional
-        Evaluation batch (exact methods; default all) or SGD batch (default 128).
+        Evaluation batch (exact methods; default all) or SGD batch (default ``min(n, 256)``).
     epochs, lr, momentum : SGD settings (``"sgd"`` only).
+    x_val : Tensor of shape (m, *event_shape), optional
+        Validation samples of ``"sgd"`` (the official code draws ``n/4`` fresh
+        target samples); without them the last epoch's weights are returned.
     progress : bool, default False
         Show a tqdm bar.
 
@@ -366,21 +431,33 @@ def fit_weights(aux, x0, sde, method="ism", t=None, t_range=PAPER_T_RANGE, n_pro
     -------
     FitResult
     """
+    if method not in ("ism", "dsm", "sgd"):
+        raise ValueError(f"method must be 'ism', 'dsm' or 'sgd', got {method!r}")
     fused = _as_fused(aux)
     x0 = check_batch(x0)
+    check_sde(sde)
+    check_generator(generator)
     start = time.perf_counter()
     if method == "sgd":
         check_positive_int(epochs, "epochs")
-        lam, history = _fit_sgd(fused, x0, sde, t_range, epochs, batch_size or 128, lr, momentum,
-                                generator, progress)
-        return FitResult(lam, history[-1], time.perf_counter() - start, history, "sgd")
+        batch_size = min(x0.shape[0], SGD_BATCH_SIZE) if batch_size is None else check_positive_int(batch_size,
+                                                                                                   "batch_size")
+        if x_val is not None:
+            x_val = check_batch(x_val, "x_val")
+            if x_val.shape[1:] != x0.shape[1:]:
+                raise ValueError(f"x_val must have the event shape of x0 {tuple(x0.shape[1:])}, "
+                                 f"got {tuple(x_val.shape[1:])}")
+        _check_real(lr, "lr", low=0.0, low_open=True)
+        _check_real(momentum, "momentum", low=0.0, high=1.0)
+        lam, history, val_history = _fit_sgd(fused, x0, sde, t_range, epochs, batch_size, lr, momentum, generator,
+                                             progress, x_val)
+        loss = min(val_history) if val_history else history[-1]
+        return FitResult(lam, loss, time.perf_counter() - start, history, "sgd", val_history=val_history)
     if method == "ism":
         G, b, c = ism_quadratic(fused, x0, sde, ISM_TIME if t is None else t, n_probes, generator,
                                 batch_size, progress)
-    elif method == "dsm":
-        G, b, c = dsm_quadratic(fused, x0, sde, t, t_range, n_draws, generator, batch_size, progress)
     else:
-        raise ValueError(f"method must be 'ism', 'dsm' or 'sgd', got {method!r}")
+        G, b, c = dsm_quadratic(fused, x0, sde, t, t_range, n_draws, generator, batch_size, progress)
     lam, residual = minimize_quadratic_on_simplex(G, b)
     lam = torch.as_tensor(lam)
     loss = float(lam @ G @ lam - 2 * b @ lam + c)

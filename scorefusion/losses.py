@@ -2,36 +2,53 @@
 
 import torch
 
-from ._checks import check_batch, check_time
+from ._checks import check_batch, check_generator, check_sde, check_time
 
 DEFAULT_T_MIN = 1e-5
 
 
 def sample_times(n, sde, t_range=None, generator=None, dtype=torch.float64, device=None):
     """Times drawn uniformly from ``t_range = (t_min, t_max)``, default ``(1e-5, sde.T)``."""
-    t_min, t_max = t_range if t_range is not None else (DEFAULT_T_MIN, sde.T)
+    check_sde(sde)
+    check_generator(generator)
+    if t_range is None:
+        t_min, t_max = DEFAULT_T_MIN, sde.T
+    else:
+        try:
+            t_min, t_max = (float(v) for v in t_range)
+        except (TypeError, ValueError):
+            raise ValueError(f"t_range must be a pair (t_min, t_max), got {t_range!r}") from None
     if not 0 < t_min < t_max <= sde.T:
         raise ValueError(f"t_range must satisfy 0 < t_min < t_max <= T={sde.T}, got {t_range!r}")
     u = torch.rand(n, generator=generator, dtype=dtype, device=device)
     return t_min + (t_max - t_min) * u
 
 
-def perturb(x0, sde, t, generator=None):
+def perturb(x0, sde, t, generator=None, noise=None):
     r"""Noise clean data through the forward kernel: ``x_t = scale_t x_0 + std_t z``.
+
+    ``noise`` is ``z`` when given (shaped like ``x0``); otherwise ``z ~ N(0, I)`` is drawn from ``generator``.
 
     Returns
     -------
     x_t, z, std : tensors; ``z`` shaped like ``x0``, ``std`` broadcastable to it.
     """
+    check_sde(sde)
     scale, std = sde.marginal(t)
     shape = (-1,) + (1,) * (x0.ndim - 1)
     scale = scale.to(x0).reshape(shape)
     std = std.to(x0).reshape(shape)
-    z = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
+    if noise is None:
+        z = torch.randn(x0.shape, generator=generator, dtype=x0.dtype, device=x0.device)
+    elif not torch.is_tensor(noise) or noise.shape != x0.shape:
+        raise ValueError(f"noise must be a tensor shaped like x0 {tuple(x0.shape)}, got "
+                         f"{tuple(noise.shape) if torch.is_tensor(noise) else type(noise).__name__}")
+    else:
+        z = noise.to(x0)
     return scale * x0 + std * z, z, std
 
 
-def dsm_loss(score, x0, sde, t=None, generator=None, t_range=None):
+def dsm_loss(score, x0, sde, t=None, generator=None, t_range=None, noise=None):
     r"""Denoising score matching loss with the weighting ``std_t^2`` of Song et al.
 
     .. math::
@@ -54,19 +71,29 @@ def dsm_loss(score, x0, sde, t=None, generator=None, t_range=None):
     generator : torch.Generator, optional
     t_range : (float, float), optional
         Default ``(1e-5, sde.T)``.
+    noise : Tensor shaped like ``x0``, optional
+        The Gaussian ``z``; default drawn from ``generator`` (after ``t``).
 
     Returns
     -------
     Tensor, scalar
     """
+    if not callable(score):
+        raise TypeError(f"score must be a callable score(x, t), got {type(score).__name__}")
     check_batch(x0)
+    check_sde(sde)
+    check_generator(generator)
     if t is None:
         t = sample_times(x0.shape[0], sde, t_range, generator, dtype=x0.dtype, device=x0.device)
     else:
+        check_time(t, sde.T)
         t = torch.as_tensor(t, dtype=x0.dtype, device=x0.device)
         if t.shape != (x0.shape[0],):
             raise ValueError(f"t must have shape ({x0.shape[0]},), got {tuple(t.shape)}")
-        check_time(t, sde.T)
-    xt, z, std = perturb(x0, sde, t, generator)
-    residual = std * score(xt, t) + z
+    xt, z, std = perturb(x0, sde, t, generator, noise)
+    out = score(xt, t)
+    if not torch.is_tensor(out) or out.shape != xt.shape:  # a (n,) output would broadcast to (n, n)
+        got = tuple(out.shape) if torch.is_tensor(out) else type(out).__name__
+        raise ValueError(f"score must return a tensor shaped like x {tuple(xt.shape)}, got {got}")
+    residual = std * out + z
     return residual.pow(2).flatten(1).sum(1).mean()

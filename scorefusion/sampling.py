@@ -22,7 +22,7 @@ from scipy.integrate import solve_ivp
 from torch import nn
 from tqdm.auto import tqdm
 
-from ._checks import check_batch, check_positive_int, check_sde
+from ._checks import check_batch, check_generator, check_positive_int, check_sde
 from .divergence import EXACT_DIVERGENCE_MAX_DIM, PROBE_KINDS, draw_probes
 from .divergence import divergence as field_divergence
 from .sde import VPTypeSDE, time_grid
@@ -58,18 +58,36 @@ def _weights_dtype_device(score):
 
 
 def _score_fn(score):
-    """Wrap ``score`` so that it is evaluated in its weights' dtype/device and answers in x's."""
+    """Wrap ``score`` so that it is evaluated in its weights' dtype/device, answers in x's, and has x's shape."""
     if not callable(score):
         raise TypeError(f"score must be a callable score(x, t), got {type(score).__name__}")
     dtype, device = _weights_dtype_device(score)
-    if dtype is None:
-        return score
 
     def call(x, t):
-        out = score(x.to(dtype=dtype, device=device), t.to(dtype=dtype, device=device))
-        return out.to(dtype=x.dtype, device=x.device)
+        if dtype is None:
+            out = score(x, t)
+        else:
+            out = score(x.to(dtype=dtype, device=device), t.to(dtype=dtype, device=device))
+        if not torch.is_tensor(out) or out.shape != x.shape:  # no sync: shapes live on the host
+            got = tuple(out.shape) if torch.is_tensor(out) else type(out).__name__
+            raise ValueError(f"score must return a tensor shaped like x {tuple(x.shape)}, got {got}")
+        return out if dtype is None else out.to(dtype=x.dtype, device=x.device)
 
     return call
+
+
+def _check_finite_state(x, t):
+    """One finiteness check of the sampler's state per step (one host sync), naming the step's time."""
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(f"the sampler's state became NaN or infinite in the step from t={t:.6g}: "
+                         "the score returned NaN/inf values (or values too large for the dtype)")
+
+
+def _check_finite_drift(values, t):
+    """Stop an ODE solve whose right-hand side is not finite (scipy would otherwise shrink its step forever)."""
+    if not np.isfinite(values).all():
+        raise ValueError(f"the score returned NaN or infinite values at t={t:.6g}: the probability-flow ODE "
+                         "cannot be integrated")
 
 
 def _randn(shape, generator, dtype, device):
@@ -81,9 +99,15 @@ def _randn(shape, generator, dtype, device):
 def _start(score, sde, shape, x_T, generator, dtype, device):
     """Starting points x_T: given, or drawn from the prior; plus the device to run on."""
     check_sde(sde)
+    check_generator(generator)
+    if not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+        raise TypeError(f"dtype must be a floating torch.dtype, got {dtype!r}")
     if device is None:
         device = x_T.device if torch.is_tensor(x_T) else (_weights_dtype_device(score)[1] or torch.device("cpu"))
-    device = torch.device(device)
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device must be a torch.device or its name, got {device!r}") from None
     if x_T is not None:
         if not torch.is_tensor(x_T) or not x_T.is_floating_point():
             raise TypeError("x_T must be a floating tensor of shape (n, ...)")
@@ -105,7 +129,7 @@ def _start(score, sde, shape, x_T, generator, dtype, device):
 
 
 def _check_eps(eps, sde):
-    if not (isinstance(eps, (int, float)) and 0 < eps < sde.T):
+    if not (isinstance(eps, (int, float)) and not isinstance(eps, bool) and 0 < eps < sde.T):
         raise ValueError(f"eps must be a number in (0, T={sde.T}), got {eps!r}")
 
 
@@ -210,6 +234,7 @@ def euler_maruyama(score, sde, shape=None, n_steps=500, eps=1e-3, generator=None
         for k in tqdm(range(n_steps), disable=not progress, desc="Euler-Maruyama"):
             t = torch.full((x.shape[0],), float(times[k]), dtype=x.dtype, device=device)
             x, mean = _reverse_step(score_fn, sde, x, t, float(times[k] - times[k + 1]), generator)
+            _check_finite_state(x, float(times[k]))
     return mean
 
 
@@ -271,6 +296,7 @@ def predictor_corrector(score, sde, shape=None, n_steps=500, snr=0.16, n_correct
                 x = langevin_step(x, grad, step, z)
             # predictor: one Euler-Maruyama step of the reverse SDE, t_k -> t_{k+1}
             x, mean = _reverse_step(score_fn, sde, x, t, dt, generator)
+            _check_finite_state(x, float(times[k]))
     return mean
 
 
@@ -287,8 +313,8 @@ def _flow_drift(score_fn, sde, x, t):
 
 def _check_solver(rtol, atol, method):
     for name, value in (("rtol", rtol), ("atol", atol)):
-        if not (isinstance(value, (int, float)) and value > 0):
-            raise ValueError(f"{name} must be a positive number, got {value!r}")
+        if not (isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < math.inf):
+            raise ValueError(f"{name} must be a finite positive number, got {value!r}")
     if not isinstance(method, str):
         raise TypeError(f"method must be the name of a scipy solve_ivp method, got {type(method).__name__}")
 
@@ -343,7 +369,9 @@ def probability_flow(score, sde, shape=None, x_T=None, eps=1e-3, rtol=1e-5, atol
         xt = torch.from_numpy(y).reshape(shape).to(device)
         tt = torch.full((shape[0],), t, dtype=torch.float64, device=device)
         with torch.no_grad():
-            return _flow_drift(score_fn, sde, xt, tt).reshape(-1).cpu().double().numpy()
+            values = _flow_drift(score_fn, sde, xt, tt).reshape(-1).cpu().double().numpy()
+        _check_finite_drift(values, t)
+        return values
 
     sol = solve_ivp(rhs, (sde.T, eps), x.reshape(-1).cpu().numpy(), rtol=rtol, atol=atol, method=method)
     if not sol.success:
@@ -404,6 +432,7 @@ def log_likelihood(score, x0, sde, eps=1e-5, divergence="auto", n_probes=1, gene
     """
     check_batch(x0)
     check_sde(sde)
+    check_generator(generator)
     _check_eps(eps, sde)
     _check_solver(rtol, atol, method)
     if divergence not in ("auto", "exact", "hutchinson"):
@@ -421,7 +450,9 @@ def log_likelihood(score, x0, sde, eps=1e-5, divergence="auto", n_probes=1, gene
         xt = torch.from_numpy(y[:-n]).reshape(shape).to(device)
         tt = torch.full((n,), t, dtype=torch.float64, device=device)
         drift, div = field_divergence(lambda z: _flow_drift(score_fn, sde, z, tt), xt, probes, name="score")
-        return np.concatenate([drift.reshape(-1).cpu().numpy(), div.cpu().numpy()])
+        values = np.concatenate([drift.reshape(-1).cpu().numpy(), div.cpu().numpy()])
+        _check_finite_drift(values, t)
+        return values
 
     y0 = np.concatenate([x0.reshape(-1).cpu().numpy(), np.zeros(n)])
     sol = solve_ivp(rhs, (eps, sde.T), y0, rtol=rtol, atol=atol, method=method)
@@ -483,6 +514,8 @@ def bits_per_dim(score, x0, sde, n_levels=None, data_range=(0.0, 1.0), generator
         Bits per dimension of each sample.
     """
     check_batch(x0)
+    check_sde(sde)
+    check_generator(generator)
     dim = x0[0].numel()
     offset = 0.0
     if n_levels is not None:

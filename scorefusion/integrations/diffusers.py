@@ -505,6 +505,7 @@ class DiffusersScore:
         if not torch.is_tensor(x) or not x.is_floating_point():
             raise TypeError("x must be a floating tensor of shape (n, C, H, W)")
         n = x.shape[0]
+        check_time(t, self.sde.T, allow_zero=True)
         t = torch.as_tensor(t, dtype=torch.float64, device=x.device)
         if t.ndim == 0:
             t = t.expand(n)
