@@ -44,7 +44,8 @@ def resolve_device(device):
     return torch.device(device)
 
 
-def dsm_step(net, model, ema_model, optimizer, batch, sde, t_range=None, generator=None, bf16=False):
+def dsm_step(net, model, ema_model, optimizer, batch, sde, t_range=None, generator=None, bf16=False, rank=0,
+             world=1):
     r"""One optimiser step on the DSM loss of a batch, then one EMA update.
 
     .. math:: \theta \leftarrow \mathrm{Adam}\big(\theta, \nabla_\theta\,
@@ -67,15 +68,21 @@ def dsm_step(net, model, ema_model, optimizer, batch, sde, t_range=None, generat
         Draws the times and the noise, on the batch's device.
     bf16 : bool, default False
         Evaluate the loss under bf16 autocast.
+    rank, world : int, default 0 and 1
+        Under data parallelism, ``batch`` holds rows ``rank::world`` of a global batch of
+        ``world * len(batch)`` samples: every process draws the times and noises of the whole
+        global batch (the draws of one process taking that batch) and keeps the same rows.
 
     Returns
     -------
     Tensor
         The batch's loss (before the step).
     """
-    t = sample_times(batch.shape[0], sde, t_range, generator, dtype=batch.dtype, device=batch.device)
+    size, kwargs = world * batch.shape[0], {"dtype": batch.dtype, "device": batch.device}
+    t = sample_times(size, sde, t_range, generator, **kwargs)[rank::world]
+    noise = torch.randn((size, *batch.shape[1:]), generator=generator, **kwargs)[rank::world]
     with torch.autocast(batch.device.type, dtype=torch.bfloat16, enabled=bf16):
-        loss = dsm_loss(net, batch, sde, t=t, generator=generator)
+        loss = dsm_loss(net, batch, sde, t=t, generator=generator, noise=noise)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -299,8 +306,11 @@ def train_score_model(model, data, sde, *, epochs=None, steps=None, batch_size=1
     DistributedDataParallel (NCCL on CUDA with one GPU per process, Gloo on
     CPU); every process draws the same permutation from ``generator``, padded by
     wrapping around to a multiple of the world size like ``DistributedSampler``,
-    and takes every ``world``-th index; the per-process noise seeds differ by
-    rank; only rank 0 writes checkpoints; the logged loss is the global mean.
+    and takes every ``world``-th index; every process draws the times and noises
+    of the global batch and keeps its rows (:func:`dsm_step`), so that when
+    ``world`` divides n the run follows the single-process run with batch size
+    ``world * batch_size`` up to floating-point rounding; only rank 0 writes
+    checkpoints; the logged loss is the global mean.
 
     Parameters
     ----------
@@ -396,15 +406,15 @@ def train_score_model(model, data, sde, *, epochs=None, steps=None, batch_size=1
         # every random number of the epoch derives from `generator` at the epoch's start, so a
         # checkpoint written between epochs fixes the rest of the run on every process
         order = _shard(n, generator, rank, world).to(device)
-        epoch_seed = int(torch.randint(2**62, (1,), generator=generator))
-        noise_gen.manual_seed((epoch_seed + 7919 * rank) % 2**63)
+        noise_gen.manual_seed(int(torch.randint(2**62, (1,), generator=generator)))
 
         # The epoch's steps (the last epoch of a steps= run may stop part-way).
         total = torch.zeros((), dtype=torch.float64, device=device)
         count, first_step, step_losses = 0, step + 1, []
         for begin in range(0, order.numel(), batch_size)[: schedule.total_steps - step]:
             batch = data[order[begin:begin + batch_size]].contiguous(memory_format=memory_format)
-            loss = dsm_step(net, model, ema_model, optimizer, batch, sde, t_range, noise_gen, use_bf16).detach()
+            loss = dsm_step(net, model, ema_model, optimizer, batch, sde, t_range, noise_gen, use_bf16, rank,
+                            world).detach()
             total += loss.double() * batch.shape[0]
             count += batch.shape[0]
             step_losses.append(loss)
