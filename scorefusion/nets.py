@@ -100,7 +100,9 @@ def _check_input(x, t, sde, event_shape):
         if t.is_complex() or t.dtype == torch.bool:
             raise TypeError(f"t must hold real times, got dtype {t.dtype}")
     else:
-        check_time(t, sde.T)
+        # T as the times' precision holds it: float32(T) may exceed T, and a grid ending at T reaches it
+        T = float(torch.tensor(sde.T, dtype=t.dtype)) if torch.is_tensor(t) and t.is_floating_point() else sde.T
+        check_time(t, max(T, sde.T))
 
 
 class ScoreMLP(nn.Module):
