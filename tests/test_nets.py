@@ -116,3 +116,11 @@ def test_noise_conditioning_is_the_networks_input_scaling():
     assert torch.equal(t_out, t) and torch.allclose(std, std_ref)
     assert torch.allclose(c_in, 1 / torch.sqrt(scale**2 + std_ref**2)) and torch.allclose(c_noise, torch.log(std_ref) / 4)
     assert noise_conditioning(sde, x, 0.5)[0].shape == (5,)  # a scalar time is broadcast
+
+
+def test_float32_times_at_a_terminal_time_that_float32_rounds_up_are_accepted():
+    sde = sf.VESDE(T=0.3)  # float32(0.3) = 0.30000001 > 0.3
+    net = ScoreMLP(sde, 1, hidden=8, depth=1)
+    assert net(torch.zeros(2, 1), torch.full((2,), sde.T)).shape == (2, 1)
+    with pytest.raises(ValueError, match="t must lie in"):
+        net(torch.zeros(2, 1), torch.full((2,), 0.31))
