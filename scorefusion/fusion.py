@@ -366,7 +366,7 @@ def _fit_sgd(fused, x0, sde, t_range, epochs, batch_size, lr, momentum, generato
             total += loss.detach() * batch.shape[0]
         history.append(float(total) / n)
         if not math.isfinite(history[-1]):
-            raise ValueError(f"the DSM loss became NaN or infinite in epoch {len(history)}: an auxiliary score "
+            raise ValueError(f"the DSM loss became NaN or infinite in epoch {len(history)}: a score in aux "
                              f"returned NaN or infinite values, or lr={lr!r} is too large")
         if x_val is not None:  # the official check: DSM over all times (loss_fn), best epoch kept
             with torch.no_grad():
