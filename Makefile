@@ -18,23 +18,25 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[$(EXTRAS)]'
 	touch $(STAMP)
 
-## make test: every test (library, theory checks, notebooks, book, browser, assignments)
+## make test: every test (library, theory checks, notebooks, book, browser, assignments), on two
+## pytest-xdist workers (pyproject.toml); the book is built in fast mode into _build/test-book
 test: $(STAMP) browser
 	$(PY) -m pytest
 
-## make book: build the Jupyter Book (notebooks in fast mode; FULL=1 for the full-size runs)
-## and print the path of index.html
+## make book: build the Jupyter Book with the full-size runs (FAST=1: the quick fast-mode runs)
+## through jupyter-cache (only a changed chapter re-executes), and print the path of index.html
 book: $(STAMP)
-	$(PY) scripts/build_book.py $(if $(filter 1 yes true,$(FULL)),--full,)
+	$(PY) scripts/build_book.py $(if $(filter 1 yes true,$(FAST)),--fast,)
 
 ## make serve: serve the built book on http://127.0.0.1:$(PORT)
 PORT ?= 8000
 serve: book
 	$(PY) -m http.server --bind 127.0.0.1 --directory _build/html $(PORT)
 
-## make lab: JupyterLab on notebooks/ with jupytext (the .md files open as notebooks)
+## make lab: JupyterLab on notebooks/: the .md files open as notebooks (jupytext) and their
+## markdown renders as MyST (jupyterlab-myst)
 lab: $(STAMP)
-	$(PY) scripts/lab.py
+	$(PY) scripts/start_lab.py
 
 ## make assignments: nbgrader student versions in _build/assignments/release/
 assignments: $(STAMP)

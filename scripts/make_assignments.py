@@ -59,15 +59,26 @@ def _venv_on_path():
         os.environ["PATH"] = old
 
 
-def make_assignments(root: Path = ROOT, course: Path | None = None) -> dict[str, Path]:
-    """Generate the student versions; return {assignment name: student notebook path}."""
+def make_assignments(root: Path = ROOT, course: Path | None = None,
+                     only: list[str] | None = None) -> dict[str, Path]:
+    """Generate the student versions; return {assignment name: student notebook path}.
+
+    ``only``: the names (``NN_slug``) of the notebooks to release, default every notebook with
+    exercises.
+    """
     from nbgrader.apps import NbGraderAPI
     from traitlets.config import Config
 
     root = Path(root).resolve()
     course = Path(course or root / "_build" / "assignments").resolve()
+    notebooks = exercise_notebooks(root)
+    if only is not None:
+        unknown = sorted(set(only) - {md.stem for md in notebooks})
+        if unknown:
+            raise ValueError(f"only names notebooks without exercises or missing: {unknown}")
+        notebooks = [md for md in notebooks if md.stem in only]
     names = []
-    for md in exercise_notebooks(root):
+    for md in notebooks:
         name = md.stem
         for folder in ("source", "release"):
             shutil.rmtree(course / folder / name, ignore_errors=True)

@@ -131,12 +131,6 @@ def check_student_version(instructor_path: Path, student_path: Path, workdir: Pa
     return {"failed_on_student": failed_on_student, "passed_on_instructor": passed_on_instructor}
 
 
-@pytest.fixture(scope="module")
-def released(tmp_path_factory):
-    course = tmp_path_factory.mktemp("course")
-    return course, make_assignments.make_assignments(ROOT, course)
-
-
 def test_every_notebook_has_exercises():
     notebooks = [md for md in sorted((ROOT / "notebooks").glob("*.md"))]
     with_exercises = set(EXERCISE_NOTEBOOKS)
@@ -146,10 +140,11 @@ def test_every_notebook_has_exercises():
 
 
 @pytest.mark.parametrize("md", EXERCISE_NOTEBOOKS, ids=lambda p: p.stem)
-def test_student_version(md, released):
-    course, paths = released
-    name = md.stem
-    assert paths[name].is_file()
+def test_student_version(md, tmp_path):
+    # Each test releases its own notebook, so xdist's workers can share the notebooks out.
+    course, name = tmp_path / "course", md.stem
+    paths = make_assignments.make_assignments(ROOT, course, only=[name])
+    assert list(paths) == [name] and paths[name].is_file()
     summary = check_student_version(course / "source" / name / f"{name}.ipynb", paths[name],
                                     ROOT / "notebooks")
     assert summary["failed_on_student"] == summary["passed_on_instructor"]
@@ -220,6 +215,8 @@ def test_pipeline_on_a_toy_notebook(tmp_path):
     assert "def square(x):" in solution_cell.source  # the signature is kept
     assert "math.isclose" not in student.cells[4].source  # hidden test removed
     assert (course / "gradebook.db").is_file()
+    with pytest.raises(ValueError, match="only"):
+        make_assignments.make_assignments(tmp_path, only=["02_no_exercise"])
     summary = check_student_version(course / "source" / "01_toy" / "01_toy.ipynb",
                                     paths["01_toy"], tmp_path / "notebooks")
     assert summary == {"failed_on_student": ["ex-01-square-test"],

@@ -1,9 +1,13 @@
-"""The Jupyter Book: its table of contents, and a real build (fast mode, warnings are errors).
+"""The Jupyter Book: its table of contents, and real builds (warnings are errors).
 
-The build runs once per session (``scripts/build_book.py``, shared with tests/test_browser.py)
-into ``_build/html``; notebooks are executed through jupyter-cache, so a second run with nothing
-changed takes seconds. A failing build fails ``test_book_builds`` with jb's output and the
-execution reports.
+The whole book is built once per session in fast mode into an emptied ``_build/test-book``
+(fixture ``book`` in tests/conftest.py, shared with tests/test_browser.py), so every notebook
+executes in the session; chapter 01 is also built in full mode (fixture ``book_full``). A failing
+build fails ``test_book_builds`` with jb's output and the execution reports, and the failing
+notebook's ``test_notebook_runs_in_the_book``.
+
+The notebooks are not run under nbval as well: the book build is the same check, see
+``test_notebook_runs_in_the_book``.
 """
 
 from __future__ import annotations
@@ -12,23 +16,30 @@ import os
 import re
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import jupytext
+import nbformat
 import pytest
 import yaml
 from toy_notebooks import MYST_HEADER
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
+sys.path.insert(0, str(ROOT / "book" / "_ext"))
 import build_book
+import run_mode
 
 PARTS = ["Foundations", "Theory", "Practice at scale", "Related systems", "Assignments",
          "References"]
 # The first test that needs the book builds it, executing every notebook: allow for that.
 pytestmark = pytest.mark.timeout(1800)
 NOTEBOOK_NAME = re.compile(r"^\d\d_[a-z0-9_]+$")
-
+NOTEBOOK_DOCS = [doc for doc in build_book.toc_docnames(ROOT) if doc.startswith("notebooks/")]
+# Cell switches that only one of nbval and nbclient (the book's executor) reads; see
+# test_notebook_runs_in_the_book.
+RUNNER_SPECIFIC = re.compile(r"nbval|NBVAL_|skip-execution")
 
 
 def _notebooks(root: Path = ROOT) -> list[str]:
@@ -83,6 +94,14 @@ def test_config_keeps_modes_apart(tmp_path):
     for extension in ("sphinx_proof", "sphinx_exercise"):
         assert extension in fast["sphinx"]["extra_extensions"]
     assert fast["bibtex_bibfiles"] == ["book/references.bib"]
+    # the reduced-run note (book/_ext/run_mode.py) in fast mode only
+    assert fast["sphinx"]["config"]["scorefusion_fast_build"] is True
+    assert full["sphinx"]["config"]["scorefusion_fast_build"] is False
+    assert Path(fast["sphinx"]["local_extensions"]["run_mode"]) == (tmp_path / "book" / "_ext")
+    # the tests' builds keep their cache apart from `make book`'s
+    tests = yaml.safe_load(build_book.effective_config(
+        tmp_path, "fast", tmp_path / build_book.TEST_OUTPUT["fast"]).read_text())
+    assert tests["execute"]["cache"] != fast["execute"]["cache"]
     with pytest.raises(ValueError, match="mode"):
         build_book.build(tmp_path, mode="medium")
 
@@ -105,11 +124,6 @@ def test_every_markdown_file_is_in_the_toc_or_excluded():
     assert excluded(".pytest_cache") and excluded(".ruff_cache")
 
 
-@pytest.fixture(scope="session")
-def book():
-    return build_book.build_for_tests(str(ROOT))
-
-
 def test_book_builds(book):
     if not book.ok:
         pytest.fail(book.failure_report(), pytrace=False)
@@ -120,27 +134,101 @@ def test_book_builds(book):
     assert (book.html / "_static" / "mathjax" / "tex-chtml.js").is_file()  # MathJax offline
     bibliography = (book.html / "book" / "bibliography.html").read_text()
     assert "ScoreFusion" in bibliography and "Hyvärinen" in bibliography
+    # Every chapter, and nothing else, says that it shows a reduced run (book/_ext/run_mode.py).
+    for doc in build_book.toc_docnames(ROOT):
+        page = (book.html / f"{doc}.html").read_text()
+        assert (run_mode.NOTE_CLASS in page) == (doc in NOTEBOOK_DOCS), doc
     print(f"book build: {book.seconds:.1f} s (fast mode)")
 
 
-def test_rebuild_with_nothing_changed_is_fast(book):
-    if not book.ok:
-        pytest.fail("the first build failed (see test_book_builds)", pytrace=False)
-    again = build_book.build(ROOT, mode="fast")
-    if not again.ok:
-        pytest.fail(again.failure_report(), pytrace=False)
-    assert "Executing notebook" not in again.output
-    print(f"rebuild with nothing changed: {again.seconds:.1f} s")
-    assert again.seconds < 90
+def test_no_runner_specific_cell_markers():
+    """The condition under which the book build replaces nbval (test_notebook_runs_in_the_book)."""
+    found = []
+    for doc in NOTEBOOK_DOCS:
+        for i, cell in enumerate(jupytext.read(ROOT / f"{doc}.md").cells):
+            tags = " ".join(cell.get("metadata", {}).get("tags", []))
+            if cell.cell_type == "code" and (RUNNER_SPECIFIC.search(tags)
+                                             or RUNNER_SPECIFIC.search(cell.source)):
+                found.append(f"{doc} cell {i}")
+    assert not found, ("cells with nbval markers or skip-execution, which nbval and the book "
+                       f"would run differently: {found}")
 
 
-def test_make_book_prints_index_path(book, capsys):
-    """`make book` runs scripts/build_book.py, whose last line is the path of index.html."""
+@pytest.mark.parametrize("doc", NOTEBOOK_DOCS, ids=lambda doc: Path(doc).name)
+def test_notebook_runs_in_the_book(doc, book):
+    """Every code cell ran, in order, without error, in this session's build.
+
+    This replaces running the notebooks under ``nbval-lax`` as well, because it is the same check:
+    nbval-lax executes every code cell in order in a fresh kernel of this interpreter (cwd
+    ``notebooks/``, ``SCOREFUSION_FAST=1``, 600 s per cell) and fails on an exception; it compares
+    outputs only of cells marked ``NBVAL_CHECK_OUTPUT``, and of none in a notebook freshly
+    converted by jupytext (no execution counts). The book build executes every code cell in order
+    in a fresh ``python3`` kernel (jupyter_client maps it to this interpreter; cwd ``notebooks/``,
+    ``run_in_temp: false``; ``SCOREFUSION_FAST=1``; 600 s per cell) with ``allow_errors: false``,
+    so an exception stops the notebook and fails it and the build (-W). Its folder is emptied
+    first (``build_for_tests``), so no result comes from an earlier run's cache. Both honour
+    ``raises-exception``; the switches that only one of them reads (nbval's markers,
+    ``skip-execution``) are kept out of the notebooks by test_no_runner_specific_cell_markers.
+    The one difference is the matplotlib backend: inline (Jupyter's) here, Agg under nbval.
+    """
+    execution = book.executions.get(doc)
+    reports = [text for path, text in book.reports.items() if Path(doc).name in path]
+    if execution is None or execution.status != "executed":
+        status = execution.status if execution else "not executed"
+        pytest.fail(f"{doc}: {status} in this session's book build\n" + "\n".join(reports)
+                    + "\n" + "\n".join(book.progress), pytrace=False)
+    executed = nbformat.read(book.executed_notebooks / f"{doc}.ipynb", as_version=4)
+    source = jupytext.read(ROOT / f"{doc}.md")
+    code = [cell for cell in executed.cells if cell.cell_type == "code" and cell.source.strip()]
+    assert [c.source for c in code] == [c.source for c in source.cells
+                                        if c.cell_type == "code" and c.source.strip()]
+    unrun = [i for i, cell in enumerate(code) if cell.execution_count is None]
+    assert not unrun, f"{doc}: code cells {unrun} did not run"
+    errors = [f"cell {i}: {out.get('ename')}: {out.get('evalue')}" for i, cell in enumerate(code)
+              for out in cell.outputs if out.get("output_type") == "error"]
+    assert not errors, f"{doc}: " + "; ".join(errors)
+
+
+def test_build_reports_progress(book):
+    """`make book` says which chapter is executing and how long each took."""
     if not book.ok:
         pytest.fail("the first build failed (see test_book_builds)", pytrace=False)
-    assert build_book.main([]) == 0
-    last = capsys.readouterr().out.strip().splitlines()[-1]
+    for doc in NOTEBOOK_DOCS:
+        starts = [line for line in book.progress if f"{doc}: executing (fast mode)" in line]
+        ends = [line for line in book.progress if re.search(rf"{doc}: executed in \d+:\d\d", line)]
+        assert len(starts) == len(ends) == 1, f"{doc}: {book.progress}"
+        assert book.progress.index(starts[0]) < book.progress.index(ends[0])
+    assert all(re.match(r"\[book \d+:\d\d\] ", line) for line in book.progress)
+
+
+def test_make_book_with_nothing_changed(book, capsys):
+    """`make book` (scripts/build_book.py) with nothing changed: no execution, under 90 s, and
+    the last line printed is the path of index.html."""
+    if not book.ok:
+        pytest.fail("the first build failed (see test_book_builds)", pytrace=False)
+    start = time.time()
+    status = build_book.main(["--fast", "--output", str(ROOT / build_book.TEST_OUTPUT["fast"])])
+    seconds = time.time() - start
+    out = capsys.readouterr().out
+    assert status == 0, out[-5000:]
+    assert "Executing notebook" not in out and ": executing (" not in out
+    last = out.strip().splitlines()[-1]
     assert Path(last) == book.index and Path(last).is_file()
+    print(f"rebuild with nothing changed: {seconds:.1f} s")
+    assert seconds < 90
+
+
+def test_full_mode_chapter(book_full):
+    """Chapter 01 built in full mode: no reduced-run note, and the notebook saw FAST=False."""
+    if not book_full.ok:
+        pytest.fail(book_full.failure_report(), pytrace=False)
+    assert book_full.mode == "full"
+    doc = build_book.FULL_TEST_CHAPTER
+    assert book_full.executions[doc].status == "executed"
+    page = (book_full.html / f"{doc}.html").read_text()
+    assert run_mode.NOTE_CLASS not in page
+    assert "FAST=False" in page
+    print(f"full-mode build of {doc}: {book_full.seconds:.1f} s")
 
 
 def test_failing_cell_fails_the_build_with_report(tmp_path):
@@ -198,3 +286,7 @@ assert double(2) == 4
     assert "fast mode: 1" in good
     assert 'class="exercise admonition"' in good  # sphinx-exercise rendered the task
     assert "Show code cell source" in good  # the solution cell is collapsed (hide-input)
+    assert run_mode.NOTE_CLASS in good  # fast mode says so at the top of the chapter
+    assert result.executions["notebooks/01_good"].status == "executed"
+    assert result.executions["notebooks/02_bad"].status == "failed"
+    assert any("notebooks/02_bad: FAILED" in line for line in result.progress)

@@ -1,11 +1,12 @@
 """The rendered book in a real browser: Debian's Chromium driven by Playwright, headless.
 
-The book is built once per session (fast mode, shared with tests/test_book.py), served from
-``_build/html`` on 127.0.0.1, and every page of ``book/_toc.yml`` is visited: it loads, every
-equation is typeset by MathJax (no raw ``$$`` or TeX delimiters left, no MathJax error), every
-image has loaded, every internal link resolves (file and anchor), and the console shows no
-error and no request leaves 127.0.0.1. Screenshots of the first page and of one notebook page
-go to ``_build/screenshots/``.
+The book is built once per session (fast mode, fixture ``book`` in tests/conftest.py, shared with
+tests/test_book.py), served from its folder on 127.0.0.1, and every page of ``book/_toc.yml`` is
+visited: it loads, every equation is typeset by MathJax (no raw ``$$`` or TeX delimiters left, no
+MathJax error), every image has loaded, every internal link resolves (file and anchor), and the
+console shows no error and no request leaves 127.0.0.1; each chapter opens with its reduced-run
+note. A page of the full mode (chapter 01, fixture ``book_full``) gets the same checks and has no
+such note. Screenshots of the first page and of one notebook page go to ``_build/screenshots/``.
 
 Chromium: ``make test`` installs Debian's ``chromium`` when /usr/bin/chromium is missing; no
 browser is downloaded by Playwright.
@@ -27,6 +28,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 import build_book
 
+sys.path.insert(0, str(ROOT / "book" / "_ext"))
+import run_mode
+
 # The first test that needs the book builds it, executing every notebook: allow for that.
 pytestmark = pytest.mark.timeout(1800)
 CHROMIUM = Path("/usr/bin/chromium")
@@ -44,22 +48,16 @@ DOCS = build_book.toc_docnames(ROOT)
 NOTEBOOK_DOCS = [doc for doc in DOCS if doc.startswith("notebooks/")]
 
 
-@pytest.fixture(scope="session")
-def book():
-    result = build_book.build_for_tests(str(ROOT))
-    if not result.ok:
-        pytest.fail("the book did not build:\n" + result.failure_report(), pytrace=False)
-    return result
-
-
 class _QuietHandler(SimpleHTTPRequestHandler):
     def log_message(self, format, *args):
         pass
 
 
-@pytest.fixture(scope="module")
-def site(book):
-    handler = functools.partial(_QuietHandler, directory=str(book.html))
+def _serve(build):
+    """Serve a successful build's html folder on 127.0.0.1; yield its base URL."""
+    if not build.ok:
+        pytest.fail("the book did not build:\n" + build.failure_report(), pytrace=False)
+    handler = functools.partial(_QuietHandler, directory=str(build.html))
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -67,6 +65,16 @@ def site(book):
     server.shutdown()
     server.server_close()
     thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def site(book):
+    yield from _serve(book)
+
+
+@pytest.fixture(scope="module")
+def site_full(book_full):
+    yield from _serve(book_full)
 
 
 @pytest.fixture(scope="module")
@@ -165,9 +173,9 @@ def _broken_internal_links(page, site: str, html_dir: Path) -> list[str]:
     return broken
 
 
-@pytest.mark.parametrize("doc", DOCS)
-def test_page_renders(doc, site, browser, book):
-    assert (book.html / f"{doc}.html").is_file(), f"{doc}.html was not built"
+def _check_page(browser, site: str, html_dir: Path, doc: str, reduced_run: bool) -> None:
+    """Every check of the module docstring on one page; ``reduced_run``: the note is expected."""
+    assert (html_dir / f"{doc}.html").is_file(), f"{doc}.html was not built"
     url = f"{site}/{doc}.html"
     page, problems = _open_page(browser, url)
     try:
@@ -188,13 +196,34 @@ def test_page_renders(doc, site, browser, book):
         unloaded = [img["src"] for img in images if img["width"] <= 0]
         assert not unloaded, f"{doc}: images that did not load: {unloaded}"
 
-        broken = _broken_internal_links(page, site, book.html)
+        broken = _broken_internal_links(page, site, html_dir)
         assert not broken, f"{doc}: broken internal links: {broken}"
+
+        note = page.locator(f"main .{run_mode.NOTE_CLASS}")
+        if reduced_run:
+            assert note.count() == 1 and note.is_visible(), f"{doc}: no reduced-run note"
+            assert "make book" in note.inner_text()
+            code = page.locator("main div.cell").first
+            if code.count():
+                assert note.bounding_box()["y"] < code.bounding_box()["y"], \
+                    f"{doc}: the reduced-run note is not at the top"
+        else:
+            assert note.count() == 0, f"{doc}: a reduced-run note on a page that is not one"
 
         page.wait_for_timeout(200)  # late console messages
         assert not problems, f"{doc}: " + "\n".join(problems)
     finally:
         page.close()
+
+
+@pytest.mark.parametrize("doc", DOCS)
+def test_page_renders(doc, site, browser, book):
+    _check_page(browser, site, book.html, doc, reduced_run=doc in NOTEBOOK_DOCS)
+
+
+def test_full_mode_page_renders(site_full, browser, book_full):
+    _check_page(browser, site_full, book_full.html, build_book.FULL_TEST_CHAPTER,
+                reduced_run=False)
 
 
 def test_screenshots(site, browser, book):
