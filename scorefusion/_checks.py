@@ -124,3 +124,14 @@ def check_positive_int(value, name):
     if value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value}")
     return value
+
+
+def check_shape(shape, name="shape", min_len=2):
+    """Return ``shape`` as a tuple of positive ints ``(n, ...)`` with at least ``min_len`` entries."""
+    if isinstance(shape, (str, bytes)) or not hasattr(shape, "__iter__"):
+        raise TypeError(f"{name} must be a tuple of positive ints (n, ...), got {type(shape).__name__}")
+    shape = tuple(shape)
+    if len(shape) < min_len or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in shape):
+        raise ValueError(f"{name} must be a tuple (n, ...) of positive ints with at least {min_len} entries, "
+                         f"got {shape}")
+    return shape

@@ -22,7 +22,7 @@ from scipy.integrate import solve_ivp
 from torch import nn
 from tqdm.auto import tqdm
 
-from ._checks import check_batch, check_generator, check_positive_int, check_sde
+from ._checks import check_batch, check_generator, check_positive_int, check_sde, check_shape
 from .divergence import EXACT_DIVERGENCE_MAX_DIM, PROBE_KINDS, draw_probes
 from .divergence import divergence as field_divergence
 from .sde import VPTypeSDE, time_grid
@@ -120,9 +120,7 @@ def _start(score, sde, shape, x_T, generator, dtype, device):
         return x_T.to(dtype=dtype, device=device), device
     if shape is None:
         raise ValueError("give either shape=(n, ...) or x_T")
-    shape = tuple(shape)
-    if len(shape) < 2 or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 1 for s in shape):
-        raise ValueError(f"shape must be a tuple (n, ...) of positive ints with at least two entries, got {shape}")
+    shape = check_shape(shape)
     gen_device = generator.device if generator is not None else device
     x = sde.prior_sample(shape, generator=generator, dtype=dtype, device=gen_device)
     return x.to(device), device

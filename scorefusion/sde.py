@@ -13,7 +13,7 @@ import math
 
 import torch
 
-from ._checks import check_positive_int, check_sde, check_time
+from ._checks import check_positive_int, check_sde, check_shape, check_time
 
 
 def _positive_number(value, name, above=0.0):
@@ -173,6 +173,7 @@ class VPTypeSDE(SDE):
 
     def prior_sample(self, shape, generator=None, dtype=None, device=None):
         r"""Draw from the prior :math:`\mathcal N(0, I)`."""
+        shape = check_shape(shape, min_len=1)
         return torch.randn(shape, generator=generator, dtype=dtype, device=device)
 
 
@@ -238,6 +239,7 @@ class VESDE(SDE):
 
     def prior_sample(self, shape, generator=None, dtype=None, device=None):
         r"""Draw from the prior ``N(0, std(T)^2 I)`` that approximates ``p_T``."""
+        shape = check_shape(shape, min_len=1)
         _, std = self.marginal(torch.tensor(self.T, dtype=dtype or torch.get_default_dtype()))
         z = torch.randn(shape, generator=generator, dtype=dtype, device=device)
         return z * std.to(z)

@@ -41,7 +41,11 @@ def resolve_device(device):
     """``"auto"`` means CUDA when present, else CPU."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ValueError(f'device must be "auto", "cpu", "cuda", "cuda:N" or a torch.device, got {device!r} '
+                         f"({err})") from None
 
 
 def dsm_step(net, model, ema_model, optimizer, batch, sde, t_range=None, generator=None, bf16=False, rank=0,
