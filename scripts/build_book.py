@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import json
 import os
 import re
 import shutil
@@ -37,9 +38,10 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import filelock
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -292,25 +294,59 @@ def toc_docnames(root: Path = ROOT) -> list[str]:
     return names
 
 
+#: Identifies this test session in every process of it (pytest-xdist sets the variable in its
+#: workers; without xdist the session is this process).
+_SESSION = os.environ.get("PYTEST_XDIST_TESTRUNUID") or f"pid-{os.getpid()}-{time.time()}"
+
+
+def _save(result: BookBuild, path: Path) -> None:
+    data = asdict(result)
+    data["html"] = str(result.html)
+    path.write_text(json.dumps({"session": _SESSION, "build": data}))
+
+
+def _load(path: Path) -> BookBuild | None:
+    """The build saved at ``path`` by this test session, or None."""
+    if not path.is_file():
+        return None
+    saved = json.loads(path.read_text())
+    if saved["session"] != _SESSION:
+        return None
+    data = saved["build"]
+    data["html"] = Path(data["html"])
+    data["executions"] = {doc: Execution(**e) for doc, e in data["executions"].items()}
+    return BookBuild(**data)
+
+
 @functools.cache
 def build_for_tests(root: str = str(ROOT), mode: str = "fast") -> BookBuild:
-    """One build per test process, from an empty folder, so every notebook executes.
+    """One build per test session, from an empty folder, so every notebook executes.
 
     Fast mode builds the whole book into ``_build/test-book``. Full mode builds only
     :data:`FULL_TEST_CHAPTER` (and the bibliography its citations need) into
     ``_build/test-book-full``: a page of each mode for the browser test, without the full
-    book's run time.
+    book's run time. The tests of one build run on one xdist worker (tests/conftest.py); should
+    another worker need it anyway, a file lock makes it wait and reuse the build, never redo it
+    in the same folder.
     """
     root_path = Path(root)
     output = root_path / TEST_OUTPUT[mode]
-    shutil.rmtree(output, ignore_errors=True)
-    toc = None
-    if mode == "full":
-        toc = output / "_toc.yml"
-        toc.parent.mkdir(parents=True)
-        toc.write_text(yaml.safe_dump({"format": "jb-book", "root": FULL_TEST_CHAPTER,
-                                       "chapters": [{"file": "book/bibliography"}]}))
-    return build(root_path, mode=mode, output=output, toc=toc)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    with filelock.FileLock(output.with_name(output.name + ".lock")):
+        saved = output.with_name(output.name + ".json")
+        result = _load(saved)
+        if result is not None:
+            return result
+        shutil.rmtree(output, ignore_errors=True)
+        toc = None
+        if mode == "full":
+            toc = output / "_toc.yml"
+            toc.parent.mkdir(parents=True)
+            toc.write_text(yaml.safe_dump({"format": "jb-book", "root": FULL_TEST_CHAPTER,
+                                           "chapters": [{"file": "book/bibliography"}]}))
+        result = build(root_path, mode=mode, output=output, toc=toc)
+        _save(result, saved)
+        return result
 
 
 def main(argv: list[str] | None = None) -> int:
