@@ -1,9 +1,11 @@
 """JupyterLab with jupytext (``make lab``): the server serves a MyST ``.md`` as a notebook.
 
-The test starts JupyterLab exactly as ``make lab`` does (``scripts/lab.py``), bound to
+The test starts JupyterLab exactly as ``make lab`` does (``scripts/start_lab.py``), bound to
 127.0.0.1 on a free port with a token and no browser, and fetches a notebook's ``.md`` through
 the contents API with ``type=notebook``. It also checks that the lab settings make jupytext's
-notebook the default viewer of Markdown files.
+notebook the default viewer of Markdown files, that the lab asks no website for news, and that
+jupyterlab-myst is enabled. What the page then shows, in a browser, is
+tests/test_lab_browser.py.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
-import lab
+import start_lab
 
 
 def _free_port() -> int:
@@ -47,7 +49,7 @@ def server(tmp_path_factory):
     root = ROOT
     token = secrets.token_hex(16)
     port = _free_port()
-    command = lab.lab_command(root, port=port, extra=[
+    command = start_lab.lab_command(root, port=port, extra=[
         "--no-browser", f"--IdentityProvider.token={token}", "--ServerApp.open_browser=False"])
     log = tmp_path_factory.mktemp("lablog") / "lab.log"
     with open(log, "w") as out:
@@ -95,3 +97,24 @@ def test_markdown_opens_with_jupytext_by_default(server):
     assert viewers["markdown"] == "Jupytext Notebook"
     status, _ = _get(f"{base}/lab/api/settings/jupyterlab-jupytext:plugin", token)
     assert status == 200  # jupytext's lab extension is installed and known to the server
+
+
+def test_no_news_and_myst_enabled(server):
+    base, token, _, _ = server
+    status, setting = _get(f"{base}/lab/api/settings/@jupyterlab/apputils-extension:notification",
+                           token)
+    assert status == 200
+    assert setting["settings"]["fetchNews"] == "false"
+    assert setting["settings"]["checkForUpdates"] is False
+    status, extensions = _get(f"{base}/lab/api/extensions?refresh=0", token)
+    assert status == 200
+    myst = [e for e in extensions if e["name"] == "jupyterlab-myst"]
+    assert myst and myst[0]["enabled"] and myst[0]["installed"]
+
+
+def test_missing_package_is_named(monkeypatch, capsys):
+    monkeypatch.setitem(start_lab.REQUIRED, "no_such_module_for_the_lab", "no-such-package")
+    with pytest.raises(SystemExit) as exit_info:
+        start_lab.main(["--port", "1"])
+    assert exit_info.value.code == 2
+    assert "no-such-package" in capsys.readouterr().err
