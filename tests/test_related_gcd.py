@@ -191,3 +191,32 @@ def test_gcd_bad_input():
         gcd.DiffusionSampler(2, 0, 8)
     with pytest.raises(ValueError, match="x must have shape"):
         e(torch.zeros(4, 3))
+
+
+def test_callback_sees_every_iteration_and_leaves_training_unchanged():
+    _, x = ring(64, 0)
+
+    def run(callback):
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            e, s = gcd.EnergyMLP(2, 8, 1), gcd.DiffusionSampler(2, 2, 8)
+        gcd.train_gcd(e, s, x, iters=5, batch_size=16, generator=torch.Generator().manual_seed(1), progress=False,
+                      callback=callback)
+        elbo = gcd.DiffusionSampler(2, 2, 8)
+        elbo.load_state_dict(s.state_dict())
+        gcd.train_diffusion_elbo(elbo, x, iters=3, batch_size=16, generator=torch.Generator().manual_seed(2),
+                                 progress=False, callback=callback)
+        return s, elbo
+
+    seen = []
+    with_cb = run(seen.append)
+    without = run(None)
+    assert seen == [1, 2, 3, 4, 5, 1, 2, 3]
+    for a, b in zip(with_cb, without):
+        assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
+    with pytest.raises(TypeError, match="callback"):
+        gcd.train_gcd(gcd.EnergyMLP(2, 8, 1), gcd.DiffusionSampler(2, 2, 8), x, iters=1, batch_size=16,
+                      progress=False, callback=3)
+    with pytest.raises(TypeError, match="callback"):
+        gcd.train_diffusion_elbo(gcd.DiffusionSampler(2, 2, 8), x, iters=1, batch_size=16, progress=False,
+                                 callback="no")

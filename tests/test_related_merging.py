@@ -154,3 +154,22 @@ def test_merging_bad_input():
         merging.root_model(a, a, 3, sde, progress=False)
     with pytest.raises(TypeError, match="model"):
         merging.count_parameters("net")
+
+
+def test_root_model_fits_given_samples():
+    sde = sf.VPSDE()
+    srcs = [_tiny(s) for s in range(2)]
+    x = torch.randn(40, 2, generator=torch.Generator().manual_seed(0)) + 2.0
+
+    def root(data):
+        return merging.root_model(srcs[0], srcs[1], 1, sde, epochs=2, batch_size=20, data=data,
+                                  generator=torch.Generator().manual_seed(1), progress=False)
+
+    rooted, losses = root(x)
+    again, _ = root(x)
+    other, _ = root(x + 1.0)
+    assert len(losses) == 2
+    assert all(torch.equal(p, q) for p, q in zip(rooted.parameters(), again.parameters()))
+    assert not torch.equal(rooted.net[0].weight, other.net[0].weight)  # it fits the given samples
+    with pytest.raises(ValueError, match="data"):
+        root(torch.zeros(5, 3))

@@ -274,6 +274,11 @@ def _training_data(data, dim, iters, batch_size):
     return data
 
 
+def _check_callback(callback):
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be callable or None, got {type(callback).__name__}")
+
+
 def _batches(data, batch_size, generator):
     while True:
         perm = torch.randperm(data.shape[0], generator=generator)
@@ -293,7 +298,8 @@ def _energy_step(energy, optimizer, xp, xq, energy_reg):
 
 
 def train_gcd(energy, sampler, data, iters=2000, batch_size=256, lr_energy=1e-3, lr_sampler=1e-3,
-              energy_reg=0.1, temperature=1.0, sampler_steps=1, warmup=0, generator=None, progress=True):
+              energy_reg=0.1, temperature=1.0, sampler_steps=1, warmup=0, generator=None, progress=True,
+              callback=None):
     r"""Train an energy and a diffusion sampler jointly by the GCD minimax objective.
 
     .. math::
@@ -319,6 +325,9 @@ def train_gcd(energy, sampler, data, iters=2000, batch_size=256, lr_energy=1e-3,
     generator : torch.Generator, optional
         Mini-batches and sampler noise (default seed 0).
     progress : bool
+    callback : callable, optional
+        Called as ``callback(i)`` after iteration ``i = 1, ..., iters`` (for example to record a
+        learning curve); it must not draw from ``generator``.
 
     Returns
     -------
@@ -329,6 +338,7 @@ def train_gcd(energy, sampler, data, iters=2000, batch_size=256, lr_energy=1e-3,
     if sampler.dim != energy.dim:
         raise ValueError(f"sampler.dim ({sampler.dim}) must equal energy.dim ({energy.dim})")
     check_positive_int(sampler_steps, "sampler_steps")
+    _check_callback(callback)
     if not (isinstance(warmup, int) and 0 <= warmup < iters):
         raise ValueError(f"warmup must be an int in [0, iters), got {warmup!r}")
     if generator is None:
@@ -351,12 +361,15 @@ def train_gcd(energy, sampler, data, iters=2000, batch_size=256, lr_energy=1e-3,
         hist["cd_gap"].append(_energy_step(energy, opt_e, next(batches), path[-1].detach(), energy_reg))
         hist["sampler_loss"].append(float(loss_s.detach()))
         hist["entropy"].append(float(ent.detach()))
+        if callback is not None:
+            callback(it + 1)
     energy.eval()
     sampler.eval()
     return GCDResult(energy, sampler, hist)
 
 
-def train_diffusion_elbo(sampler, data, iters=2000, batch_size=256, lr=1e-3, generator=None, progress=True):
+def train_diffusion_elbo(sampler, data, iters=2000, batch_size=256, lr=1e-3, generator=None, progress=True,
+                         callback=None):
     r"""Baseline: the K-step sampler trained alone, as a DDPM, by maximising its evidence lower bound.
 
     .. math:: \max_\phi\ \mathbb E_{x_K \sim p,\ x_{0:K-1} \sim r(\cdot \mid x_K)}
@@ -375,24 +388,29 @@ def train_diffusion_elbo(sampler, data, iters=2000, batch_size=256, lr=1e-3, gen
     lr : float
     generator : torch.Generator, optional
     progress : bool
+    callback : callable, optional
+        Called as ``callback(i)`` after iteration ``i = 1, ..., iters``, as in :func:`train_gcd`.
 
     Returns
     -------
     GCDResult with ``energy=None`` and history key "nll_bound" (per-sample negative bound, nats)
     """
     data = _training_data(data, sampler.dim, iters, batch_size)
+    _check_callback(callback)
     if generator is None:
         generator = torch.Generator().manual_seed(0)
     opt = torch.optim.Adam(sampler.parameters(), lr=lr)
     batches = _batches(data, batch_size, generator)
     hist = {"nll_bound": []}
-    for _ in tqdm(range(iters), disable=not progress, desc="ELBO"):
+    for it in tqdm(range(iters), disable=not progress, desc="ELBO"):
         path = sampler.noising_path(next(batches), generator=generator)
         loss = -sampler.log_transitions(path).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
         hist["nll_bound"].append(float(loss.detach()))
+        if callback is not None:
+            callback(it + 1)
     sampler.eval()
     return GCDResult(None, sampler, hist)
 

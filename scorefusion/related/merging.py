@@ -279,14 +279,15 @@ def generated_data(sources, sde, n_per_domain, n_steps=200, generator=None, eps=
 
 
 def root_model(root, source, k, sde, n_samples=2048, epochs=50, lr=1e-3, batch_size=256, n_steps=200,
-               generator=None, progress=True, t_range=None):
+               generator=None, progress=True, t_range=None, data=None):
     r"""Model rooting: fine-tune a copy of the root to reproduce source ``k`` from its samples alone.
 
     .. math:: \theta_k = \arg\min_\theta \mathbb E_{x_0 \sim p^\mathrm{src}_k}\,\mathbb E_{t,z}
               \|\mathrm{std}_t s_\theta(x_t, t, k) + z\|^2, \quad \text{started at } \theta_\mathrm{root}
 
     (GAN Cocktail, Sec. 3.1, with DSM in place of the adversarial loss.) Samples of the frozen
-    source are drawn fresh for this call (no access to its training data).
+    source are drawn fresh for this call (no access to its training data), unless ``data`` gives
+    them.
 
     Parameters
     ----------
@@ -302,6 +303,10 @@ def root_model(root, source, k, sde, n_samples=2048, epochs=50, lr=1e-3, batch_s
     t_range : (float, float), optional
         Times of the DSM loss, default ``(1e-5, T)``; the sampler stops at ``t_range[0]``
         (default 1e-3).
+    data : tensor (m, dim), optional
+        Samples of source ``k`` to fit (for example the domain-``k`` rows of :func:`generated_data`,
+        so that rooting and fine-tuning share one generated set); ``n_samples`` and ``n_steps`` are
+        then unused. Default: ``n_samples`` samples drawn here.
 
     Returns
     -------
@@ -309,10 +314,13 @@ def root_model(root, source, k, sde, n_samples=2048, epochs=50, lr=1e-3, batch_s
     """
     _same(root, source)
     _check_index(k, root.n_domains, "k")
-    check_positive_int(n_samples, "n_samples")
-    x = sample_domain(source, k, sde, n_samples, n_steps=n_steps, generator=generator, eps=_eps(t_range))
+    if data is None:
+        check_positive_int(n_samples, "n_samples")
+        x = sample_domain(source, k, sde, n_samples, n_steps=n_steps, generator=generator, eps=_eps(t_range))
+    else:
+        x = check_points(data, root.dim, "data").float()
     rooted = copy.deepcopy(root).requires_grad_(True)
-    labels = torch.full((n_samples,), k, dtype=torch.long)
+    labels = torch.full((x.shape[0],), k, dtype=torch.long)
     return train_conditional(rooted, x, labels, sde, epochs=epochs, batch_size=batch_size, lr=lr,
                              generator=generator, progress=progress, t_range=t_range)
 
