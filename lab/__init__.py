@@ -9,4 +9,9 @@ claim asserts come from one piece of code; ``scorefusion`` itself never imports 
 * :mod:`lab.dimension_free`: the dimension-free TV experiment (chapter 05).
 * :mod:`lab.digits`: image fusion on handwritten digits (chapters 06-09).
 * :mod:`lab.scaling`: the stacked fused score against the loop (chapter 07, benchmarks).
+* :mod:`lab.merging`: data-free merging by rooting against naive averaging, scratch training and
+  ScoreFusion, at one step budget, over training seeds (chapter 09).
+* :mod:`lab.gcd`: generalized contrastive divergence against its baselines, learning curves over
+  training seeds (chapter 10).
+* :mod:`lab.summary`: means, paired standard errors and the 2-SE rule for rankings (chapters 09, 10).
 """
