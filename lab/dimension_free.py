@@ -43,6 +43,9 @@ def _sample_seed(base_seed, dim, n, seed):
     return base_seed * 100_003 + 7919 * dim + 104_729 * n + seed
 
 
+_BASELINE_STREAM = 2**40  # offset of the seeds of the baseline's TV draws, away from every sample seed
+
+
 @dataclass
 class TVRecord:
     """One cell of the dimension-free experiment: TV of one estimate of the target."""
@@ -56,8 +59,11 @@ class TVRecord:
     lam: tuple | None = None
 
 
+METHODS = ("scorefusion", "gaussian")
+
+
 def dimension_free_tv(dims, ns, seeds, lam_star=(0.5, 0.3, 0.2), mean_scale=1.0, n_mc=100_000, ism_t=1e-4,
-                      sde=None, base_seed=0, progress=False):
+                      sde=None, base_seed=0, progress=False, methods=METHODS):
     r"""TV between the target and ScoreFusion's fitted barycenter, and a baseline, over ``d`` and ``n``.
 
     For each dimension ``d``: ``K = len(lam_star)`` random auxiliary Gaussians
@@ -69,9 +75,9 @@ def dimension_free_tv(dims, ns, seeds, lam_star=(0.5, 0.3, 0.2), mean_scale=1.0,
       fused exact auxiliary scores at time ``ism_t``
       (:func:`scorefusion.fit_weights`), model :math:`p_{\hat\lambda}`
       (:func:`scorefusion.kl_barycenter`);
-    * ``"gaussian"``: :func:`gaussian_baseline` (MLE, Ledoit-Wolf if ``n <= d``);
+    * ``"gaussian"``: :func:`gaussian_baseline` (sample mean, Ledoit-Wolf covariance);
 
-    and :math:`\mathrm{TV}(p_{\lambda^*}, \cdot)` by :func:`gaussian_tv`.
+    (those of them named in ``methods``) and :math:`\mathrm{TV}(p_{\lambda^*}, \cdot)` by :func:`gaussian_tv`.
 
     .. math:: \mathrm{TV}(p_{\lambda^*}, p_{\hat\lambda}) = O_P(n^{-1/2}) \text{ with no } d \text{ in the constant}
 
@@ -91,12 +97,19 @@ def dimension_free_tv(dims, ns, seeds, lam_star=(0.5, 0.3, 0.2), mean_scale=1.0,
         Default ``VESDE(25.0)``.
     base_seed : int, default 0
     progress : bool, default False
+    methods : sequence of str, default ``METHODS``
+        A non-empty subset of ``("scorefusion", "gaussian")``. Each record
+        is the same whichever others are computed: the baseline's TV draws
+        from a generator of its own.
 
     Returns
     -------
     list of TVRecord
     """
     check_positive_int(seeds, "seeds")
+    methods = tuple(methods) if not isinstance(methods, str) else (methods,)
+    if not methods or any(m not in METHODS for m in methods):
+        raise ValueError(f"methods must be a non-empty subset of {METHODS}, got {methods!r}")
     lam_star = check_simplex(torch.as_tensor(lam_star, dtype=torch.float64), len(lam_star), "lam_star")
     sde = sde or VESDE(25.0)
     records = []
@@ -110,12 +123,15 @@ def dimension_free_tv(dims, ns, seeds, lam_star=(0.5, 0.3, 0.2), mean_scale=1.0,
             for seed in range(seeds):
                 g = torch.Generator().manual_seed(_sample_seed(base_seed, d, n, seed))
                 x0 = sample_gaussian(target, n, generator=g)
-                fit = fit_weights(scores, x0, sde, method="ism", t=ism_t)
-                fused = kl_barycenter(aux, fit.lam)
-                tv, se = gaussian_tv(target, fused, n_mc, g)
-                records.append(TVRecord(d, n, seed, "scorefusion", tv, se, tuple(fit.lam.tolist())))
-                tv, se = gaussian_tv(target, gaussian_baseline(x0), n_mc, g)
-                records.append(TVRecord(d, n, seed, "gaussian", tv, se))
+                if "scorefusion" in methods:
+                    fit = fit_weights(scores, x0, sde, method="ism", t=ism_t)
+                    fused = kl_barycenter(aux, fit.lam)
+                    tv, se = gaussian_tv(target, fused, n_mc, g)
+                    records.append(TVRecord(d, n, seed, "scorefusion", tv, se, tuple(fit.lam.tolist())))
+                if "gaussian" in methods:
+                    g_base = torch.Generator().manual_seed(_sample_seed(base_seed, d, n, seed) + _BASELINE_STREAM)
+                    tv, se = gaussian_tv(target, gaussian_baseline(x0), n_mc, g_base)
+                    records.append(TVRecord(d, n, seed, "gaussian", tv, se))
                 bar.update(1)
     bar.close()
     return records
@@ -169,6 +185,44 @@ def loglog_slope(ns, values):
     if ns.shape != values.shape or ns.size < 2 or (ns <= 0).any() or (values <= 0).any():
         raise ValueError("ns and values must be positive and of one length >= 2")
     return float(np.polyfit(np.log(ns), np.log(values), 1)[0])
+
+
+def dimension_slope(records, method):
+    r"""Slope of :math:`\log \mathrm{TV}` in :math:`\log d`, pooled over ``n`` and seeds, and its standard error.
+
+    Least squares over every record of ``method``, with one intercept per
+    ``n`` (the level of each sample size) and one slope :math:`b` shared by all:
+
+    .. math:: \log \mathrm{TV}_{d, n, s} = a_n + b \log d + e_{d, n, s}
+
+    :math:`b = 0` is a TV that does not depend on :math:`d`; the standard error
+    is the usual one of ordinary least squares.
+
+    Parameters
+    ----------
+    records : list of TVRecord
+        At least two dimensions, and more records than ``n`` values plus one.
+    method : str
+
+    Returns
+    -------
+    (float, float)
+        The slope and its standard error.
+    """
+    rs = [r for r in records if r.method == method]
+    if not rs:
+        raise ValueError(f"no records for method {method!r}")
+    ns = sorted({r.n for r in rs})
+    if len({r.dim for r in rs}) < 2 or len(rs) <= len(ns) + 1:
+        raise ValueError("records must span at least two dimensions and hold more records than n values plus one")
+    if any(r.tv <= 0 for r in rs):
+        raise ValueError("every TV must be positive to take its log")
+    design = np.array([[float(r.n == n) for n in ns] + [math.log(r.dim)] for r in rs])
+    y = np.log([r.tv for r in rs])
+    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+    resid = y - design @ coef
+    var = resid @ resid / (len(y) - design.shape[1]) * np.linalg.inv(design.T @ design)[-1, -1]
+    return float(coef[-1]), float(math.sqrt(var))
 
 
 def diffusion_tv(score, target, sde, n_eval=2000, seed=0, **ode_kwargs):

@@ -4,7 +4,6 @@ Shared by chapters 01 and 05, their claims and the tests: one ``random_spd``
 for the whole project.
 """
 
-import numpy as np
 import torch
 from sklearn.covariance import LedoitWolf
 
@@ -59,17 +58,19 @@ def random_gaussians(k, dim, generator, mean_scale=1.0, low=0.5, high=2.0):
 
 
 def gaussian_baseline(x):
-    r"""Gaussian fitted to samples alone: maximum likelihood, or Ledoit-Wolf when ``n <= d``.
+    r"""Gaussian fitted to samples alone: sample mean and Ledoit-Wolf covariance, at every ``n``.
 
     .. math::
 
         \hat m = \bar x, \qquad
-        \hat S = \begin{cases} \frac1n \sum_j (x_j - \bar x)(x_j - \bar x)^\top & n > d \\
-        (1 - \rho) \hat S_{\mathrm{MLE}} + \rho \frac{\operatorname{tr}\hat S_{\mathrm{MLE}}}{d} I & n \le d \end{cases}
+        \hat S = (1 - \rho)\, \hat S_{\mathrm{MLE}} + \rho\, \frac{\operatorname{tr}\hat S_{\mathrm{MLE}}}{d} I,
+        \qquad \hat S_{\mathrm{MLE}} = \frac1n \sum_j (x_j - \bar x)(x_j - \bar x)^\top,
 
-    with the shrinkage :math:`\rho` of Ledoit and Wolf (2004)
-    (``sklearn.covariance.LedoitWolf``), because the sample covariance is
-    singular when ``n <= d``.
+    with the shrinkage :math:`\rho \in [0, 1]` of Ledoit and Wolf (2004)
+    (``sklearn.covariance.LedoitWolf``). One estimator for every ``n``: the
+    sample covariance is singular when ``n <= d`` and badly conditioned just
+    above, and :math:`\rho \to 0` as ``n`` grows, so the estimate tends to the
+    maximum-likelihood one.
 
     Parameters
     ----------
@@ -81,15 +82,9 @@ def gaussian_baseline(x):
     """
     if not torch.is_tensor(x) or x.ndim != 2:
         raise ValueError(f"x must be a tensor of shape (n, d), got {getattr(x, 'shape', type(x))}")
-    n, d = x.shape
+    n = x.shape[0]
     if n < 2:
         raise ValueError(f"x must hold at least 2 samples, got {n}")
-    data = x.double().numpy()
-    if n <= d:
-        est = LedoitWolf().fit(data)
-        cov, mean = est.covariance_, est.location_
-    else:
-        mean = data.mean(0)
-        cov = np.cov(data, rowvar=False, bias=True).reshape(d, d)
-    cov = 0.5 * (cov + cov.T)
-    return Gaussian(torch.as_tensor(mean), torch.as_tensor(cov))
+    est = LedoitWolf().fit(x.double().numpy())
+    cov = 0.5 * (est.covariance_ + est.covariance_.T)
+    return Gaussian(torch.as_tensor(est.location_), torch.as_tensor(cov))

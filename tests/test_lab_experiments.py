@@ -1,40 +1,20 @@
-"""Unit tests of lab.gaussians, lab.dimension_free and lab.paper_1d (the runners behind chapters 03 and 05)."""
+"""Unit tests of lab.gaussians, lab.dimension_free and lab.paper_1d (the runners behind chapters 03 and 05).
+
+(gaussian_tv and sample_gaussian are library functions: tests/test_core.py tests them.)
+"""
 
 import numpy as np
 import pytest
 import torch
+from sklearn.covariance import LedoitWolf
 
 import scorefusion as sf
 from lab import dimension_free as ex
 from lab import gaussians
 from lab import paper_1d as paper_1d_lab
 from scorefusion.data import paper_1d
-from scorefusion.distributions import sample_gaussian
 from scorefusion.fusion import vanilla_kl_fusion
 from scorefusion.metrics import gaussian_tv
-
-
-def test_gaussian_tv_matches_tv_distance():
-    gen = torch.Generator().manual_seed(0)
-    for dim in (1, 2, 5):
-        p, q = gaussians.random_gaussians(2, dim, gen, mean_scale=0.5)
-        tv, se = gaussian_tv(p, q, 100_000, gen)
-        ref, ref_se = sf.tv_distance(p, q, n_samples=40_000, generator=gen, return_stderr=True)
-        assert abs(tv - ref) < 5 * np.hypot(se, ref_se) + 1e-3
-
-
-def test_gaussian_tv_of_identical_gaussians_is_zero():
-    p = gaussians.random_gaussians(1, 4, torch.Generator().manual_seed(1))[0]
-    tv, se = gaussian_tv(p, p, 1000, torch.Generator().manual_seed(2))
-    assert tv < 1e-12 and se < 1e-12
-
-
-def test_sample_gaussian_moments():
-    gen = torch.Generator().manual_seed(3)
-    p = gaussians.random_gaussians(1, 3, gen)[0]
-    x = sample_gaussian(p, 100_000, gen)
-    assert torch.allclose(x.mean(0), p.mean, atol=0.02)
-    assert torch.allclose(torch.cov(x.T), p.cov, atol=0.03)
 
 
 def test_random_spd_spectrum():
@@ -43,15 +23,20 @@ def test_random_spd_spectrum():
     assert evals.min() >= 0.5 - 1e-10 and evals.max() <= 2.0 + 1e-10
 
 
-def test_gaussian_baseline_branches():
+def test_gaussian_baseline_is_ledoit_wolf_at_every_n():
     gen = torch.Generator().manual_seed(5)
-    x = torch.randn(10, 20, generator=gen, dtype=torch.float64)
-    shrunk = gaussians.gaussian_baseline(x)  # n <= d: Ledoit-Wolf keeps the covariance positive definite
-    assert torch.linalg.eigvalsh(shrunk.cov).min() > 0
-    x = torch.randn(500, 3, generator=gen, dtype=torch.float64)
-    mle = gaussians.gaussian_baseline(x)
+    for n, d in ((10, 20), (21, 20), (500, 3)):  # below, just above and far above n = d: one estimator
+        x = torch.randn(n, d, generator=gen, dtype=torch.float64)
+        fit = gaussians.gaussian_baseline(x)
+        ref = LedoitWolf().fit(x.numpy())
+        assert torch.allclose(fit.mean, x.mean(0), atol=1e-12)
+        assert torch.allclose(fit.cov, torch.as_tensor(ref.covariance_), atol=1e-12)
+        assert torch.linalg.eigvalsh(fit.cov).min() > 0
+    # with many samples of an anisotropic Gaussian the shrinkage vanishes: the maximum-likelihood covariance
+    x = torch.randn(4000, 3, generator=gen, dtype=torch.float64) * torch.tensor([0.5, 1.0, 2.0], dtype=torch.float64)
     centred = x - x.mean(0)
-    assert torch.allclose(mle.cov, centred.T @ centred / 500, atol=1e-12)
+    mle = centred.T @ centred / 4000
+    assert (gaussians.gaussian_baseline(x).cov - mle).abs().max() < 0.01 * (mle - mle.trace() / 3).abs().max()
 
 
 def test_dimension_free_tv_records_and_summary():
@@ -62,6 +47,25 @@ def test_dimension_free_tv_records_and_summary():
     assert all(0 <= m <= 1 for m, _ in summary.values())
     with pytest.raises(ValueError):
         ex.summarize_tv(recs, "nope")
+
+
+def test_dimension_free_tv_methods_are_independent():
+    both = ex.dimension_free_tv([3], [16], 2, n_mc=500)
+    alone = ex.dimension_free_tv([3], [16], 2, n_mc=500, methods=("gaussian",))
+    assert [r for r in both if r.method == "gaussian"] == alone
+    assert ex.dimension_free_tv([3], [16], 2, n_mc=500, methods=("scorefusion",)) == \
+        [r for r in both if r.method == "scorefusion"]
+    with pytest.raises(ValueError, match="methods"):
+        ex.dimension_free_tv([3], [16], 1, methods=("mle",))
+
+
+def test_dimension_slope_recovers_a_planted_power_law():
+    recs = [ex.TVRecord(d, n, s, "m", 0.3 * d**0.2 * n**-0.5 * (1 + 0.01 * s), 0.0)
+            for d in (2, 8, 32) for n in (16, 256) for s in range(3)]
+    slope, se = ex.dimension_slope(recs, "m")
+    assert slope == pytest.approx(0.2, abs=1e-9) and se < 0.01
+    with pytest.raises(ValueError, match="two dimensions"):
+        ex.dimension_slope([r for r in recs if r.dim == 2], "m")
 
 
 def test_loglog_slope():
