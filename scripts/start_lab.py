@@ -11,9 +11,8 @@ notebook. ``jupyterlab-myst`` (also in the ``course`` extra) renders the markdow
 labels, math, equation references, admonitions, and the proof and exercise directives the book
 uses (``book/assignments.md`` lists what renders and what does not). The settings and
 workspaces live in ``<root>/_build/lab/`` (nothing in your home folder is changed); the lab
-never contacts jupyter.org for news or updates. Outputs are not written back into the ``.md``
-files; the paired ``.ipynb`` (git-ignored) keeps them, as configured in ``[tool.jupytext]`` of
-pyproject.toml.
+never contacts jupyter.org for news or updates. Saving writes the ``.md`` back: its text and
+code, not the outputs (MyST Markdown keeps none).
 
 ``--root`` serves ``DIR/notebooks`` instead of the repository's (the browser test runs copies
 of the chapters there, so that saving in the lab never touches the tracked files).
