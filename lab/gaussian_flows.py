@@ -75,8 +75,8 @@ def true_affine(sde, dists, lam, t):
     return fused_affine(sde, [kl_barycenter(dists, lam)], [1.0], t)
 
 
-def _solve_backward(sde, rhs, y0, eps, rtol, atol):
-    sol = solve_ivp(rhs, (sde.T, eps), y0, method="DOP853", rtol=rtol, atol=atol)
+def _solve_backward(sde, rhs, y0, eps, rtol, atol, t_start=None):
+    sol = solve_ivp(rhs, (sde.T if t_start is None else t_start, eps), y0, method="DOP853", rtol=rtol, atol=atol)
     if not sol.success:
         raise RuntimeError(f"solve_ivp failed: {sol.message}")
     return sol.y[:, -1]
@@ -121,7 +121,7 @@ def flow_map(sde, affine, dim, eps=1e-3, rtol=1e-10, atol=1e-12):
     return y[: dim * dim].reshape(dim, dim), y[dim * dim:]
 
 
-def gaussian_output(sde, affine, start, kind="ode", eps=1e-3, rtol=1e-10, atol=1e-12):
+def gaussian_output(sde, affine, start, kind="ode", eps=1e-3, rtol=1e-10, atol=1e-12, t_start=None):
     r"""Output law at :math:`\varepsilon` of the fused probability-flow ODE or reverse SDE from a Gaussian start.
 
     Backward in time the mean and covariance obey, with :math:`w = \tfrac12` (ODE) or :math:`1` (SDE),
@@ -137,9 +137,12 @@ def gaussian_output(sde, affine, start, kind="ode", eps=1e-3, rtol=1e-10, atol=1
     sde : SDE with linear drift
     affine : callable t -> (A_t, c_t)
     start : Gaussian
-        The law of :math:`x_T`.
+        The law of :math:`x_T` (of :math:`x_{t_\mathrm{start}}` with ``t_start``).
     kind : {"ode", "sde"}
     eps, rtol, atol : float
+    t_start : float, optional
+        Start time, default :math:`T`: a score that jumps in time (a weight schedule) is
+        integrated one smooth piece at a time by chaining calls.
 
     Returns
     -------
@@ -159,6 +162,6 @@ def gaussian_output(sde, affine, start, kind="ode", eps=1e-3, rtol=1e-10, atol=1
         return np.concatenate([F @ y[:dim] - w * g2 * c, dcov.ravel()])
 
     y0 = np.concatenate([start.mean.numpy(), start.cov.numpy().ravel()])
-    y = _solve_backward(sde, rhs, y0, eps, rtol, atol)
+    y = _solve_backward(sde, rhs, y0, eps, rtol, atol, t_start)
     cov = y[dim:].reshape(dim, dim)
     return Gaussian(torch.from_numpy(y[:dim].copy()), torch.from_numpy(0.5 * (cov + cov.T)))

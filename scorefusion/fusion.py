@@ -17,6 +17,16 @@ the data. Three methods are offered by :func:`fit_weights`:
     the paper's denoising objective on fixed draws of ``(t, z)``, solved exactly.
 ``"sgd"``
     the official code's recipe (softmax logits, SGD with momentum), kept for comparison.
+
+The first two also fit over **all times** (``weighting=``): the time-weighted
+objective :math:`\int w(t)\, \mathbb E\|s_\lambda - \nabla\log p_t\|^2 dt`, with the
+likelihood weighting :math:`w = g^2` the data term of the bound of Song, Durkan,
+Murray and Ermon (2021, Thm. 1) on the KL between the target and the fused reverse
+SDE's output (:func:`bound_data_term` evaluates it for any weights);
+:func:`fit_weight_schedule` minimises it bin by bin, a time-dependent
+:math:`\lambda(t)` that :class:`scorefusion.FusedScore` accepts. Every fit ends in
+:func:`minimize_quadratic_on_simplex` (support enumeration up to 8 models, an
+active-set method above), which returns a KKT certificate.
 """
 
 import itertools
@@ -33,6 +43,7 @@ from ._checks import check_batch, check_generator, check_positive_int, check_sde
 from .barycenter import GeometricMixture
 from .divergence import EXACT_DIVERGENCE_MAX_DIM, divergence, draw_probes
 from .losses import perturb, sample_times
+from .schedule import WeightSchedule
 from .scores import FusedScore
 
 PAPER_T_RANGE = (1e-7, 1e-4)
@@ -72,6 +83,8 @@ class FitResult:
         Scaled KKT residual of the simplex-constrained minimiser (exact methods).
     val_history : list of float
         Validation loss after every epoch (``"sgd"`` with ``x_val``).
+    weighting : str, callable or None
+        The time weighting of an all-time fit (``None`` for the one-time fits and ``"sgd"``).
     """
 
     lam: torch.Tensor
@@ -82,6 +95,7 @@ class FitResult:
     quadratic: tuple | None = None
     kkt_residual: float | None = None
     val_history: list = field(default_factory=list)
+    weighting: object = None
 
 
 def _as_fused(aux):
@@ -194,6 +208,41 @@ def _scores_and_divergences(fused, x, t, n_probes, generator):
     return torch.stack(scores), torch.stack(divs)
 
 
+def _resolve_probes(n_probes, x0):
+    """``n_probes`` of :func:`ism_quadratic`: "auto" is exact up to ``EXACT_DIVERGENCE_MAX_DIM``, else 4 probes."""
+    if n_probes == "auto":
+        return None if x0[0].numel() <= EXACT_DIVERGENCE_MAX_DIM else 4
+    if n_probes is not None:
+        check_positive_int(n_probes, "n_probes")
+    return n_probes
+
+
+def _node_sums(fused, x, t, n_probes, generator, batch_size, progress=False, target_score=None):
+    r"""At one time ``t``: :math:`G_{ij} = \mathbb E[s_i \cdot s_j]` and :math:`b_i = -\mathbb E[\nabla\cdot s_i]`
+    (or, with ``target_score`` :math:`s_*`, :math:`b_i = \mathbb E[s_i \cdot s_*]` and :math:`f = \mathbb E\|s_*\|^2`),
+    averaged over the points ``x``, in float64 on the host."""
+    n = x.shape[0]
+    tt = torch.full((n,), float(t), dtype=x.dtype, device=x.device)
+    k = len(fused.aux)
+    G = torch.zeros(k, k, dtype=torch.float64, device=x.device)
+    b = torch.zeros(k, dtype=torch.float64, device=x.device)
+    f = torch.zeros((), dtype=torch.float64, device=x.device)
+    for sl in tqdm(_batches(n, batch_size), disable=not progress, desc="ism quadratic"):
+        if target_score is None:
+            s, div = _scores_and_divergences(fused, x[sl], tt[sl], n_probes, generator)
+            s = s.double()
+            G += torch.einsum("ind,jnd->ij", s, s)
+            b -= div.double().sum(1)
+        else:
+            with torch.no_grad():
+                s = fused.components(x[sl], tt[sl]).reshape(k, sl.stop - sl.start, -1).double()
+                star = target_score(x[sl], tt[sl]).reshape(sl.stop - sl.start, -1).double()
+            G += torch.einsum("ind,jnd->ij", s, s)
+            b += torch.einsum("ind,nd->i", s, star)
+            f += star.pow(2).sum()
+    return G.cpu() / n, b.cpu() / n, f.cpu() / n
+
+
 def ism_quadratic(aux, x0, sde, t=ISM_TIME, n_probes="auto", generator=None, batch_size=None, progress=False):
     r"""Implicit score matching of the fused score at time ``t``, as a quadratic in :math:`\lambda`.
 
@@ -239,24 +288,179 @@ def ism_quadratic(aux, x0, sde, t=ISM_TIME, n_probes="auto", generator=None, bat
     if torch.is_tensor(t) and t.numel() != 1:
         raise ValueError(f"t must be one time (a number), got a tensor of shape {tuple(t.shape)}")
     check_time(t, sde.T)
-    dim = x0[0].numel()
-    if n_probes == "auto":
-        n_probes = None if dim <= EXACT_DIVERGENCE_MAX_DIM else 4
-    elif n_probes is not None:
-        check_positive_int(n_probes, "n_probes")
-    n = x0.shape[0]
-    tt = torch.full((n,), float(t), dtype=x0.dtype, device=x0.device)
-    k = len(fused.aux)
-    G = torch.zeros(k, k, dtype=torch.float64, device=x0.device)
-    b = torch.zeros(k, dtype=torch.float64, device=x0.device)
-    for sl in tqdm(_batches(n, batch_size), disable=not progress, desc="ism quadratic"):
-        s, div = _scores_and_divergences(fused, x0[sl], tt[sl], n_probes, generator)
-        s = s.double()
-        G += torch.einsum("ind,jnd->ij", s, s)
-        b -= div.double().sum(1)
-    G, b = G.cpu() / n, b.cpu() / n
+    n_probes = _resolve_probes(n_probes, x0)
+    G, b, _ = _node_sums(fused, x0, t, n_probes, generator, batch_size, progress)
     _check_finite_quadratic(G, b, f"(scores or divergences) on x0 at t={float(t):g}")
     return G, b, torch.zeros((), dtype=torch.float64)
+
+
+WEIGHTINGS = ("likelihood", "std2")
+"""Named time weightings :math:`w(t)` of the all-time fits (:func:`time_weighting`)."""
+
+ALL_TIME_EPS = 1e-3
+"""Lower end of the all-time fits' default ``t_range = (ALL_TIME_EPS, sde.T)``: the samplers' default end
+time ``eps``, so that the likelihood-weighted fit minimises the bound on what they output."""
+
+TIME_NODES = 32
+"""Gauss-Legendre nodes in :math:`\\log t` per time bin of the all-time ISM fit and of :func:`bound_data_term`."""
+
+SCHEDULE_NODES = 8
+"""Gauss-Legendre nodes in :math:`\\log t` per bin of :func:`fit_weight_schedule` (64 for its 8 default bins)."""
+
+IMPORTANCE_CELLS = 1024
+"""Cells, equal in :math:`\\log t`, of the piecewise-constant density from which the all-time DSM draws its times."""
+
+
+def time_weighting(sde, weighting, t):
+    r"""The weight :math:`w(t)` of the all-time score-matching objective.
+
+    .. math::
+
+        \mathcal J(\lambda) = \int_{t_0}^{t_1} w(t)\, \mathbb E_{x \sim p_t}
+            \big\|s_\lambda(x, t) - \nabla \log p_t(x)\big\|^2 dt, \qquad
+        w(t) = \begin{cases} g(t)^2 & \text{"likelihood"} \\ \mathrm{std}_t^2 & \text{"std2"} \end{cases}
+
+    With ``"likelihood"``, :math:`\tfrac12 \mathcal J` over :math:`[\varepsilon, T]` is the
+    data term of the bound of Song, Durkan, Murray and Ermon (2021, "Maximum likelihood
+    training of score-based diffusion models", Thm. 1) on the KL divergence between the
+    target and the reverse SDE's output at :math:`\varepsilon`. ``"std2"`` is the weighting
+    of Song et al. (2021, Sec. 3.3) that the uniform-time DSM loss of :func:`dsm_quadratic` has.
+
+    Parameters
+    ----------
+    sde : SDE
+    weighting : {"likelihood", "std2"} or callable
+        A callable maps times (float64 tensor of shape (m,)) to non-negative finite weights of shape (m,).
+    t : Tensor of shape (m,), float64, in (0, T]
+
+    Returns
+    -------
+    Tensor of shape (m,), float64
+    """
+    _check_weighting(weighting)
+    if weighting == "likelihood":
+        _, g = sde.sde(torch.zeros(t.shape[0], 1, dtype=torch.float64, device=t.device), t)
+        return (g**2).to(torch.float64)
+    if weighting == "std2":
+        return sde.marginal(t)[1].to(torch.float64) ** 2
+    w = weighting(t)
+    if not torch.is_tensor(w) or w.shape != t.shape:
+        got = tuple(w.shape) if torch.is_tensor(w) else type(w).__name__
+        raise ValueError(f"weighting(t) must return a tensor of shape {tuple(t.shape)}, got {got}")
+    if not bool((torch.isfinite(w) & (w >= 0)).all()):
+        raise ValueError("weighting(t) must return finite non-negative weights")
+    return w.to(torch.float64)
+
+
+def _check_weighting(weighting):
+    if isinstance(weighting, str):
+        if weighting not in WEIGHTINGS:
+            raise ValueError(f"weighting must be one of {WEIGHTINGS} or a callable t -> w(t), got {weighting!r}")
+    elif not callable(weighting):
+        raise TypeError(f"weighting must be one of {WEIGHTINGS} or a callable t -> w(t), got "
+                        f"{type(weighting).__name__}")
+    return weighting
+
+
+def _time_range(t_range, sde, name="t_range"):
+    """``t_range`` as two floats with ``0 < t0 < t1 <= T``; ``None`` gives ``(ALL_TIME_EPS, T)``."""
+    if t_range is None:
+        return ALL_TIME_EPS, sde.T
+    try:
+        t0, t1 = (float(v) for v in t_range)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a pair (t0, t1), got {t_range!r}") from None
+    if not 0 < t0 < t1 <= sde.T:
+        raise ValueError(f"{name} must satisfy 0 < t0 < t1 <= T={sde.T}, got {t_range!r}")
+    return t0, t1
+
+
+def _log_gauss_legendre(edges, n_nodes):
+    r"""Composite Gauss-Legendre rule in :math:`v = \log t` on every bin :math:`[e_k, e_{k+1}]`.
+
+    :math:`\int_{e_k}^{e_{k+1}} f(t)\,dt = \int f(e^v) e^v dv \approx \sum_m \omega_m f(t_m)`:
+    returns the nodes (M,), the weights (M,) and each node's bin (M,), M = B ``n_nodes``.
+    """
+    x, w = np.polynomial.legendre.leggauss(n_nodes)
+    logs = np.log(np.asarray(edges, dtype=np.float64))
+    half = 0.5 * (logs[1:] - logs[:-1])[:, None]
+    v = 0.5 * (logs[1:] + logs[:-1])[:, None] + half * x[None, :]
+    t = np.exp(v)
+    bins = np.repeat(np.arange(len(edges) - 1), n_nodes)
+    return torch.from_numpy(t.ravel()), torch.from_numpy((half * w[None, :] * t).ravel()), bins
+
+
+def _importance_times(sde, weighting, t0, t1, n, generator):
+    r"""``n`` stratified draws from the density :math:`q \propto w(t)/\mathrm{std}_t^2` on ``[t0, t1]``, and
+    the importance weights :math:`w(t)/(\mathrm{std}_t^2 q(t))`.
+
+    :math:`q` is piecewise constant on ``IMPORTANCE_CELLS`` cells equal in :math:`\log t` (its value
+    at each cell's geometric centre), and the weights use the exact :math:`w/\mathrm{std}^2` at each
+    draw, so the estimate of :math:`\int_{t_0}^{t_1} w(t)\, \mathbb E\|\cdot\|^2/\mathrm{std}_t^2\, dt`
+    is unbiased. Draw ``j`` sits at :math:`(\pi_j + U_j)/n` in ``q``'s CDF (stratified), :math:`\pi` a
+    random permutation, so that the order of the data does not matter.
+    """
+    grid = torch.logspace(math.log10(t0), math.log10(t1), IMPORTANCE_CELLS + 1, dtype=torch.float64)
+    grid[0], grid[-1] = t0, t1
+    width = grid[1:] - grid[:-1]
+
+    def ratio(t):  # w(t) / std_t^2
+        return time_weighting(sde, weighting, t) / sde.marginal(t)[1].to(torch.float64) ** 2
+
+    mass = ratio(torch.sqrt(grid[1:] * grid[:-1])) * width
+    if not float(mass.sum()) > 0:
+        raise ValueError(f"weighting is zero on all of t_range=({t0:g}, {t1:g})")
+    cdf = torch.cumsum(mass / mass.sum(), 0)
+    u = (torch.randperm(n, generator=generator).to(torch.float64)
+         + torch.rand(n, generator=generator, dtype=torch.float64)) / n
+    cell = torch.searchsorted(cdf, u).clamp(max=IMPORTANCE_CELLS - 1)
+    prob = mass[cell] / mass.sum()
+    below = cdf[cell] - prob
+    t = grid[cell] + ((u - below) / prob).clamp(0.0, 1.0) * width[cell]
+    return t, ratio(t) * width[cell] / prob
+
+
+def _time_quadratics(fused, x0, sde, method, weighting, edges, n_nodes, n_draws, n_probes, generator,
+                     batch_size, progress):
+    r"""The all-time objective of every bin :math:`(e_k, e_{k+1}]` as a quadratic ``(G_k, b_k, c_k)`` in :math:`\lambda`.
+
+    ``"ism"``: the composite Gauss-Legendre rule of ``n_nodes`` nodes in :math:`\log t` per bin;
+    at every node one draw :math:`x_t = \mathrm{scale}_t x_0 + \mathrm{std}_t z` per target sample
+    (Hyvarinen's form needs samples of :math:`p_t`, but no DSM target :math:`z/\mathrm{std}_t`), then
+    :math:`G = \sum_m \omega_m w(t_m) \mathbb E[s_i s_j]`, :math:`b = -\sum_m \omega_m w(t_m)\mathbb E[\nabla\cdot s_i]`,
+    :math:`c = 0`. ``"dsm"``: ``n_draws`` draws of :math:`(t, z)` per sample and bin, :math:`t` from
+    :func:`_importance_times`. Returns tensors of shapes (B, K, K), (B, K), (B,).
+    """
+    k, n_bins = len(fused.aux), len(edges) - 1
+    G = torch.zeros(n_bins, k, k, dtype=torch.float64)
+    b = torch.zeros(n_bins, k, dtype=torch.float64)
+    c = torch.zeros(n_bins, dtype=torch.float64)
+    if method == "ism":
+        t_nodes, omega, bins = _log_gauss_legendre(edges, n_nodes)
+        omega = omega * time_weighting(sde, weighting, t_nodes)
+        for m in tqdm(range(t_nodes.shape[0]), disable=not progress, desc="ism quadratic, time nodes"):
+            t = torch.full((x0.shape[0],), float(t_nodes[m]), dtype=x0.dtype, device=x0.device)
+            xt, _, _ = perturb(x0, sde, t, generator)
+            G_m, b_m, _ = _node_sums(fused, xt, t_nodes[m], n_probes, generator, batch_size)
+            _check_finite_quadratic(G_m, b_m, f"(scores or divergences) on x_t at t={float(t_nodes[m]):g}")
+            G[bins[m]] += omega[m] * G_m
+            b[bins[m]] += omega[m] * b_m
+        return G, b, c
+    data = x0.repeat_interleave(n_draws, dim=0) if n_draws > 1 else x0
+    n = data.shape[0]
+    for j in tqdm(range(n_bins), disable=not progress, desc="dsm quadratic, time bins"):
+        t, weight = _importance_times(sde, weighting, float(edges[j]), float(edges[j + 1]), n, generator)
+        xt, z, std = perturb(data, sde, t.to(dtype=x0.dtype, device=x0.device), generator)
+        weight = weight.to(x0.device)
+        for sl in _batches(n, batch_size):
+            with torch.no_grad():
+                u = (std[sl] * fused.components(xt[sl], t[sl].to(xt))).reshape(k, sl.stop - sl.start, -1).double()
+            zf = z[sl].reshape(sl.stop - sl.start, -1).double()
+            G[j] += torch.einsum("n,ind,jnd->ij", weight[sl], u, u).cpu()
+            b[j] -= torch.einsum("n,ind,nd->i", weight[sl], u, zf).cpu()
+            c[j] += (weight[sl] * zf.pow(2).sum(1)).sum().cpu()
+        _check_finite_quadratic(G[j] / n, b[j] / n, "on the noised data x_t")
+    return G / n, b / n, c / n
 
 
 def _kkt_solve(G, b, support):
@@ -458,8 +662,9 @@ def _fit_sgd(fused, x0, sde, t_range, epochs, batch_size, lr, momentum, generato
     return torch.softmax(final, 0).cpu(), history, val_history
 
 
-def fit_weights(aux, x0, sde, method="ism", t=None, t_range=PAPER_T_RANGE, n_probes="auto", n_draws=1,
-                generator=None, batch_size=None, epochs=100, lr=0.1, momentum=0.9, x_val=None, progress=False):
+def fit_weights(aux, x0, sde, method="ism", t=None, t_range=None, n_probes="auto", n_draws=1,
+                generator=None, batch_size=None, epochs=100, lr=0.1, momentum=0.9, x_val=None, progress=False,
+                weighting=None, n_nodes=TIME_NODES):
     r"""Learn the fusion weights :math:`\lambda` from target samples.
 
     .. math::
@@ -482,6 +687,27 @@ def fit_weights(aux, x0, sde, method="ism", t=None, t_range=PAPER_T_RANGE, n_pro
     paper's tiny times, where the DSM target :math:`z` dominates the loss, and
     it needs no noise draws (numbers: ``benchmarks/fit_weights.py``).
 
+    **All-time fits** (``weighting`` given, ``"ism"`` or ``"dsm"``): the quadratic is the
+    time-weighted objective of :func:`time_weighting` over ``t_range`` (default
+    ``(ALL_TIME_EPS, T) = (1e-3, T)``), still minimised exactly on the simplex:
+
+    .. math::
+
+        \hat\lambda = \arg\min_{\lambda \in \Delta_K} \int_{t_0}^{t_1} w(t)\,
+            \mathbb E_{p_t}\big\|s_\lambda(x, t) - \nabla\log p_t(x)\big\|^2 dt .
+
+    With ``weighting="likelihood"`` (:math:`w = g^2`) this minimises the bound of Song, Durkan,
+    Murray and Ermon (2021, Thm. 1) on the KL divergence between the target and the reverse
+    SDE's output with the fused score (:func:`bound_data_term` evaluates it). ``"ism"``
+    estimates the :math:`t`-integral with ``n_nodes`` (default 32) Gauss-Legendre nodes in
+    :math:`\log t` over ``t_range``, each evaluated on every target sample noised once,
+    :math:`x_t = \mathrm{scale}_t x_0 + \mathrm{std}_t z` (ISM at :math:`t > 0` needs samples of
+    :math:`p_t`, but has no DSM target :math:`z/\mathrm{std}_t`); its cost is ``n_nodes`` passes of
+    the one-time ISM fit. ``"dsm"`` draws one :math:`(t, z)` per sample and draw (one pass),
+    :math:`t` stratified from the density :math:`\propto w(t)/\mathrm{std}_t^2` with the exact
+    importance weights (``"std2"`` is then the uniform-time DSM of the official code's
+    training loss, :math:`t \sim U[t_0, t_1]`).
+
     Parameters
     ----------
     aux : sequence of K scores, or a FusedScore
@@ -491,9 +717,10 @@ def fit_weights(aux, x0, sde, method="ism", t=None, t_range=PAPER_T_RANGE, n_pro
     sde : VESDE or VPSDE
     method : {"ism", "dsm", "sgd"}
     t : float, optional
-        Time of ``"ism"`` (default 1e-4); for ``"dsm"`` a tensor of per-draw times.
-    t_range : (float, float), default (1e-7, 1e-4)
-        Time range of ``"dsm"`` and ``"sgd"``.
+        Time of ``"ism"`` (default 1e-4); for ``"dsm"`` a tensor of per-draw times. Not with ``weighting``.
+    t_range : (float, float), optional
+        Time range of ``"dsm"`` and ``"sgd"`` (default the paper's ``(1e-7, 1e-4)``) and of the
+        all-time fits (default ``(1e-3, T)``); ``0 < t0 < t1 <= T``.
     n_probes : int, None or "auto"
         Hutchinson probes of ``"ism"`` (see :func:`ism_quadratic`).
     n_draws : int, default 1
@@ -507,6 +734,11 @@ def fit_weights(aux, x0, sde, method="ism", t=None, t_range=PAPER_T_RANGE, n_pro
         target samples); without them the last epoch's weights are returned.
     progress : bool, default False
         Show a tqdm bar.
+    weighting : {"likelihood", "std2"}, callable or None
+        Fit over all of ``t_range`` with this time weighting (:func:`time_weighting`); ``None``:
+        the one-time ISM or the paper's DSM.
+    n_nodes : int, default 32
+        Gauss-Legendre nodes in :math:`\log t` of the all-time ``"ism"``.
 
     Returns
     -------
@@ -519,6 +751,20 @@ def fit_weights(aux, x0, sde, method="ism", t=None, t_range=PAPER_T_RANGE, n_pro
     check_sde(sde)
     check_generator(generator)
     start = time.perf_counter()
+    if weighting is not None:
+        _check_weighting(weighting)
+        if method == "sgd":
+            raise ValueError("weighting applies to the exact fits, method='ism' or 'dsm', not 'sgd'")
+        if t is not None:
+            raise ValueError("t is the time of the one-time fits; with weighting the fit runs over t_range")
+        t0, t1 = _time_range(t_range, sde)
+        check_positive_int(n_nodes, "n_nodes")
+        check_positive_int(n_draws, "n_draws")
+        G, b, c = (q[0] for q in _time_quadratics(fused, x0, sde, method, weighting, [t0, t1], n_nodes, n_draws,
+                                                  _resolve_probes(n_probes, x0), generator, batch_size, progress))
+        return _exact_fit(G, b, c, method, start, weighting)
+    if t_range is None:
+        t_range = PAPER_T_RANGE
     if method == "sgd":
         check_positive_int(epochs, "epochs")
         batch_size = min(x0.shape[0], SGD_BATCH_SIZE) if batch_size is None else check_positive_int(batch_size,
@@ -539,10 +785,187 @@ def fit_weights(aux, x0, sde, method="ism", t=None, t_range=PAPER_T_RANGE, n_pro
                                 batch_size, progress)
     else:
         G, b, c = dsm_quadratic(fused, x0, sde, t, t_range, n_draws, generator, batch_size, progress)
+    return _exact_fit(G, b, c, method, start)
+
+
+def _exact_fit(G, b, c, method, start, weighting=None):
+    """Minimise the quadratic on the simplex: the FitResult of an exact method."""
     lam, residual = minimize_quadratic_on_simplex(G, b)
     lam = torch.as_tensor(lam)
     loss = float(lam @ G @ lam - 2 * b @ lam + c)
-    return FitResult(lam, loss, time.perf_counter() - start, [loss], method, (G, b, c), residual)
+    return FitResult(lam, loss, time.perf_counter() - start, [loss], method, (G, b, c), residual,
+                     weighting=weighting)
+
+
+def _schedule_edges(bins, t_range, sde):
+    """Bin edges: ``bins`` equal bins in log t over ``t_range``, or the given edges (in (0, T], increasing)."""
+    if isinstance(bins, bool):
+        raise TypeError(f"bins must be a number of bins or a sequence of edges, got {bins!r}")
+    if isinstance(bins, int):
+        check_positive_int(bins, "bins")
+        t0, t1 = _time_range(t_range, sde)
+        edges = np.geomspace(t0, t1, bins + 1)
+        edges[0], edges[-1] = t0, t1
+        return edges
+    if t_range is not None:
+        raise ValueError("give t_range with a number of bins, or the bin edges alone (bins=[e_0, ..., e_B])")
+    try:
+        edges = np.asarray(bins, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise TypeError(f"bins must be a number of bins or a sequence of edges, got {bins!r}") from None
+    if edges.ndim != 1 or edges.size < 2:
+        raise ValueError(f"bins must hold at least two edges e_0 < e_1, got shape {edges.shape}")
+    if not (np.isfinite(edges).all() and edges[0] > 0 and edges[-1] <= sde.T):
+        raise ValueError(f"bins must lie in (0, T={sde.T}], got edges from {edges.min()!r} to {edges.max()!r}")
+    gaps = np.diff(edges)
+    if not (gaps > 0).all():
+        empty = int(np.argmax(gaps <= 0))
+        raise ValueError(f"bins must be strictly increasing edges: bin {empty} ({edges[empty]:g}, "
+                         f"{edges[empty + 1]:g}] is empty")
+    return edges
+
+
+def fit_weight_schedule(aux, x0, sde, bins=8, method="ism", weighting="likelihood", t_range=None,
+                        n_nodes=SCHEDULE_NODES, n_draws=1, n_probes="auto", generator=None, batch_size=None,
+                        progress=False):
+    r"""Time-dependent fusion weights :math:`\lambda(t)`, piecewise constant on B time bins, each fitted exactly.
+
+    The all-time objective separates over time, so with weights free in every bin
+    :math:`(e_k, e_{k+1}]` it is minimised bin by bin:
+
+    .. math::
+
+        \lambda^{(k)} = \arg\min_{\lambda \in \Delta_K} \int_{e_k}^{e_{k+1}} w(t)\,
+            \mathbb E_{p_t}\big\|s_\lambda(x, t) - \nabla\log p_t(x)\big\|^2 dt ,
+
+    one simplex QP per bin. With ``weighting="likelihood"`` the schedule minimises the
+    bound of Song, Durkan, Murray and Ermon (2021, Thm. 1) on the reverse SDE's KL over
+    all piecewise-constant schedules on these bins, so its bound is at most that of any
+    constant :math:`\lambda` (on the same quadratics); as the bins shrink it tends to the
+    pointwise minimiser at every :math:`t`. Each bin's quadratic is estimated as in
+    :func:`fit_weights` with ``weighting``: ``"ism"`` by ``n_nodes`` Gauss-Legendre nodes
+    in :math:`\log t` per bin (each on every sample, noised once), ``"dsm"`` by ``n_draws``
+    stratified importance draws of :math:`(t, z)` per sample and bin.
+
+    Parameters
+    ----------
+    aux : sequence of K scores, or a FusedScore
+    x0 : Tensor of shape (n, *event_shape)
+        Target samples.
+    sde : SDE
+    bins : int or sequence of float, default 8
+        The number of bins, equal in :math:`\log t` over ``t_range``, or the edges
+        :math:`e_0 < \dots < e_B` in :math:`(0, T]` (then without ``t_range``).
+    method : {"ism", "dsm"}
+    weighting : {"likelihood", "std2"} or callable, default "likelihood"
+        See :func:`time_weighting`.
+    t_range : (float, float), optional
+        Default ``(1e-3, T)``.
+    n_nodes : int, default 8
+        Gauss-Legendre nodes per bin (``"ism"``).
+    n_draws : int, default 1
+        Draws per sample and bin (``"dsm"``).
+    n_probes, generator, batch_size, progress : as in :func:`fit_weights`.
+
+    Returns
+    -------
+    WeightSchedule
+        ``edges``, ``lam`` (B, K), the per-bin ``kkt_residuals`` and ``losses``; callable
+        :math:`t \mapsto \lambda(t)` and accepted by :class:`scorefusion.FusedScore`.
+    """
+    if method not in ("ism", "dsm"):
+        raise ValueError(f"method must be 'ism' or 'dsm', got {method!r}")
+    fused = _as_fused(aux)
+    x0 = check_batch(x0)
+    check_sde(sde)
+    check_generator(generator)
+    _check_weighting(weighting)
+    check_positive_int(n_nodes, "n_nodes")
+    check_positive_int(n_draws, "n_draws")
+    edges = _schedule_edges(bins, t_range, sde)
+    G, b, c = _time_quadratics(fused, x0, sde, method, weighting, edges, n_nodes, n_draws,
+                               _resolve_probes(n_probes, x0), generator, batch_size, progress)
+    lams, residuals, losses = [], [], []
+    for k in range(len(edges) - 1):
+        lam, residual = minimize_quadratic_on_simplex(G[k], b[k])
+        lam = torch.as_tensor(lam)
+        lams.append(lam)
+        residuals.append(residual)
+        losses.append(float(lam @ G[k] @ lam - 2 * b[k] @ lam + c[k]))
+    return WeightSchedule(torch.from_numpy(edges), torch.stack(lams), torch.tensor(residuals, dtype=torch.float64),
+                          torch.tensor(losses, dtype=torch.float64))
+
+
+def bound_data_term(aux, lam, x0, sde, t_range=None, target_score=None, n_nodes=TIME_NODES, n_probes="auto",
+                    generator=None, batch_size=None, progress=False):
+    r"""The data term of the likelihood bound on the fused reverse SDE's KL, for constant weights or a schedule.
+
+    Song, Durkan, Murray and Ermon (2021, "Maximum likelihood training of score-based
+    diffusion models", Thm. 1): the reverse SDE driven by :math:`s_\lambda` from the prior
+    :math:`\pi` at :math:`T` down to :math:`t_0` outputs :math:`q_{t_0}` with
+
+    .. math::
+
+        \mathrm{KL}(p_{t_0} \,\|\, q_{t_0}) \le \mathrm{KL}(p_T \,\|\, \pi)
+        + \underbrace{\tfrac12 \int_{t_0}^{T} g(t)^2\, \mathbb E_{p_t}
+            \big\|s_\lambda(x, t) - \nabla \log p_t(x)\big\|^2 dt}_{\text{returned}},
+        \qquad s_\lambda = \sum_i \lambda_i(t)\, s_i .
+
+    With ``target_score`` (:math:`\nabla\log p_t` itself, e.g. ``AnalyticScore(target, sde)``)
+    the integrand is :math:`\lambda^\top G \lambda - 2\lambda^\top e + f`,
+    :math:`e_i = \mathbb E[s_i \cdot \nabla\log p_t]`, :math:`f = \mathbb E\|\nabla\log p_t\|^2`,
+    and the value is returned. Without it, Hyvarinen's form
+    :math:`\lambda^\top G\lambda + 2\lambda^\top \mathbb E[\nabla\cdot s]` is integrated: the value
+    minus the :math:`\lambda`-free :math:`\tfrac12\int g^2\,\mathbb E\|\nabla\log p_t\|^2 dt`
+    (so differences between weights are exact, the level is not). The
+    :math:`t`-integral is a Gauss-Legendre rule in :math:`\log t` with ``n_nodes`` nodes in all,
+    split evenly (rounded up) among panels cut at a ``WeightSchedule``'s edges, on which its
+    weights are constant; the expectation is over the target samples noised once per node,
+    :math:`x_t = \mathrm{scale}_t x_0 + \mathrm{std}_t z`.
+
+    Parameters
+    ----------
+    aux : sequence of K scores, or a FusedScore
+    lam : array of shape (K,) on the simplex, a WeightSchedule, or a callable t -> (n, K)
+    x0 : Tensor of shape (n, *event_shape)
+        Target samples.
+    sde : SDE
+    t_range : (float, float), optional
+        :math:`(t_0, t_1)`; default ``(1e-3, T)``, the samplers' default end time to :math:`T`.
+    target_score : callable score(x, t), optional
+        The target's exact noised score.
+    n_nodes : int, default 32
+        Gauss-Legendre nodes in all (at least this many).
+    n_probes, generator, batch_size, progress : as in :func:`fit_weights`.
+
+    Returns
+    -------
+    float
+    """
+    fused = FusedScore(list(aux.aux) if isinstance(aux, FusedScore) else aux, lam)
+    x0 = check_batch(x0)
+    check_sde(sde)
+    check_generator(generator)
+    check_positive_int(n_nodes, "n_nodes")
+    if target_score is not None and not callable(target_score):
+        raise TypeError(f"target_score must be a callable score(x, t), got {type(target_score).__name__}")
+    t0, t1 = _time_range(t_range, sde)
+    edges = [t0, t1]
+    if isinstance(lam, WeightSchedule):
+        inner = [float(e) for e in lam.edges[1:-1] if t0 < float(e) < t1]
+        edges = [t0, *inner, t1]
+    n_probes = _resolve_probes(n_probes, x0)
+    t_nodes, omega, _ = _log_gauss_legendre(edges, -(-n_nodes // (len(edges) - 1)))
+    omega = omega * time_weighting(sde, "likelihood", t_nodes)
+    total = 0.0
+    for m in tqdm(range(t_nodes.shape[0]), disable=not progress, desc="bound, time nodes"):
+        t = torch.full((x0.shape[0],), float(t_nodes[m]), dtype=x0.dtype, device=x0.device)
+        xt, _, _ = perturb(x0, sde, t, generator)
+        G, b, f = _node_sums(fused, xt, t_nodes[m], n_probes, generator, batch_size, target_score=target_score)
+        _check_finite_quadratic(G, b, f"(scores or divergences) on x_t at t={float(t_nodes[m]):g}")
+        w = fused.weights_at(t_nodes[m], 1)[0]
+        total += float(omega[m]) * float(w @ G @ w - 2 * b @ w + f)
+    return 0.5 * total
 
 
 def vanilla_kl_fusion(dists, x0, n_grid=None, generator=None):

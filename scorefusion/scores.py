@@ -14,6 +14,7 @@ from torch.func import functional_call, stack_module_state
 
 from ._checks import check_sde, check_simplex, check_time
 from .distributions import GaussianMixture
+from .schedule import WeightSchedule
 
 
 def _time_vector(t, n, like):
@@ -100,6 +101,7 @@ class FusedScore(nn.Module):
     r"""Linear fusion of auxiliary scores, the ScoreFusion model.
 
     .. math:: s_\lambda(x, t) = \sum_{i=1}^K \lambda_i\, s_i(x, t)
+              \quad\text{or, with a schedule,}\quad \sum_{i=1}^K \lambda_i(t)\, s_i(x, t)
 
     (Liu et al., 2025, Sec. 3). When the auxiliaries are networks of one
     architecture, their parameters are stacked with ``torch.func`` at
@@ -110,7 +112,11 @@ class FusedScore(nn.Module):
     Parameters
     ----------
     aux : sequence of K score callables
-    lam : array of shape (K,) on the simplex
+    lam : array of shape (K,) on the simplex, or a weight schedule
+        Constant weights, or time-dependent ones: a :class:`scorefusion.schedule.WeightSchedule`
+        (from :func:`scorefusion.fusion.fit_weight_schedule`; K checked here) or any callable
+        mapping times of shape (n,) (float64) to a tensor of shape (n, K) whose rows lie on the
+        simplex (checked at every call). The stacked (vmap) and looped paths both apply it.
     vectorize : {"auto", True, False}, default "auto"
         Evaluate stacked networks in one ``torch.vmap`` call: always (True),
         never (False), or only for inputs that are not on the CPU ("auto").
@@ -131,7 +137,15 @@ class FusedScore(nn.Module):
             raise ValueError(f"vectorize must be 'auto', True or False, got {vectorize!r}")
         self.aux = aux
         self.vectorize = vectorize
-        self.register_buffer("lam", check_simplex(lam, len(aux)))
+        self.schedule = None
+        if isinstance(lam, WeightSchedule) or (callable(lam) and not torch.is_tensor(lam)):
+            if isinstance(lam, WeightSchedule) and lam.n_models != len(aux):
+                raise ValueError(f"lam is a schedule of {lam.n_models} weights per bin, but aux has {len(aux)} "
+                                 "scores")
+            self.schedule = lam
+            self.register_buffer("lam", None)
+        else:
+            self.register_buffer("lam", check_simplex(lam, len(aux)))
         self._stacked = None
         if vectorize is not False and len(aux) > 1 and _same_architecture(aux):
             params, buffers = stack_module_state(aux)
@@ -166,8 +180,35 @@ class FusedScore(nn.Module):
                 raise ValueError(f"aux[{i}] must return the shape of x {tuple(x.shape)}, got {tuple(out.shape)}")
         return torch.stack(outputs)
 
+    def weights_at(self, t, n, device=None):
+        """The weights at the times ``t`` (a number or shape (n,)): shape (n, K), float64.
+
+        Constant weights are repeated; a schedule is evaluated (a plain callable's rows are
+        checked to lie on the simplex).
+        """
+        if self.schedule is None:
+            return self.lam.to(device).expand(n, -1)
+        tt = _time_vector(t, n, torch.empty(0, dtype=torch.float64, device=device))
+        lam = self.schedule(tt)
+        k = len(self.aux)
+        if not isinstance(self.schedule, WeightSchedule):
+            if not torch.is_tensor(lam) or lam.shape != (n, k):
+                got = tuple(lam.shape) if torch.is_tensor(lam) else type(lam).__name__
+                raise ValueError(f"lam(t) must return a tensor of shape ({n}, {k}), one row of weights per time, "
+                                 f"got {got}")
+            lam = lam.to(torch.float64)
+            bad = ~torch.isfinite(lam).all(1) | (lam < -1e-6).any(1) | ((lam.sum(1) - 1).abs() > 1e-6)
+            if bool(bad.any()):
+                i = int(torch.nonzero(bad)[0, 0])
+                raise ValueError(f"lam(t) must return rows on the simplex (non-negative, summing to 1); at "
+                                 f"t={float(tt[i]):g} it returned {lam[i].tolist()}")
+        return lam
+
     def forward(self, x, t):
-        """Fused score :math:`\\sum_i \\lambda_i s_i(x, t)`, shaped like ``x``."""
+        """Fused score :math:`\\sum_i \\lambda_i s_i(x, t)` (or :math:`\\lambda_i(t)`), shaped like ``x``."""
         comps = self.components(x, t)
-        lam = self.lam.to(dtype=comps.dtype, device=comps.device)
-        return torch.tensordot(lam, comps, dims=1)
+        if self.schedule is None:
+            lam = self.lam.to(dtype=comps.dtype, device=comps.device)
+            return torch.tensordot(lam, comps, dims=1)
+        lam = self.weights_at(t, x.shape[0], comps.device).to(comps.dtype)
+        return torch.einsum("nk,kn...->n...", lam, comps)
