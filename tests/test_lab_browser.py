@@ -76,7 +76,7 @@ RAW_MYST = re.compile(r"\{[a-z][\w:-]*\}`|^\s*\([\w:.-]+\)=\s*$|^\s*(`{3,}|:{3,}
 
 @contextlib.contextmanager
 def _lab(root: Path, log: Path):
-    """JupyterLab on ``root/notebooks``, started by ``scripts/start_lab.py``; yields the base URL."""
+    """JupyterLab on ``root/notebooks`` started by ``scripts/start_lab.py``; yields (URL, token)."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -119,7 +119,6 @@ def _copy_chapters(root: Path, chapters: list[Path]) -> None:
 
 @pytest.fixture(scope="module")
 def chromium():
-
     assert CHROMIUM.exists(), "Chromium is missing: `make browser` installs Debian's chromium"
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
@@ -175,7 +174,7 @@ _CELLS_JS = f"""path => {{
   const panel = ({_PANEL})(path);
   return panel.content.widgets.map((w, index) => {{
     const cell = {{index, type: w.model.type, source: w.model.sharedModel.getSource(),
-                  metadata: w.model.metadata, readOnly: w.readOnly}};
+                  readOnly: w.readOnly}};
     if (w.model.type === 'code') {{
       cell.execution_count = w.model.executionCount;
       cell.outputs = w.model.outputs.toJSON();
@@ -244,8 +243,8 @@ def _check_myst_rendered(cells: list[dict], name: str) -> None:
     for cell in markdown:
         where = f"{name} markdown cell {cell['index']}"
         assert cell["rendered"] and cell["myst"], f"{where}: not rendered by jupyterlab-myst"
-        raw = RAW_MYST.findall(cell["text"])
-        assert not RAW_MYST.search(cell["text"]), f"{where}: MyST source shown as text {raw}"
+        raw = [match.group(0) for match in RAW_MYST.finditer(cell["text"])]
+        assert not raw, f"{where}: MyST source shown as text {raw}"
         assert "$$" not in cell["text"], f"{where}: untypeset display math"
         assert not cell["unknown"], f"{where}: directive the lab cannot render {cell['unknown']}"
         assert not cell["katex_errors"], f"{where}: KaTeX error"
