@@ -68,6 +68,18 @@ def test_dimension_slope_recovers_a_planted_power_law():
         ex.dimension_slope([r for r in recs if r.dim == 2], "m")
 
 
+def test_scaled_kl_is_2n_kl_of_each_fit():
+    lam_star, other = (0.5, 0.3, 0.2), (0.4, 0.4, 0.2)
+    recs = [ex.TVRecord(4, 32, 0, "scorefusion", 0.1, 0.0, lam_star), ex.TVRecord(4, 32, 1, "scorefusion", 0.1, 0.0, other),
+            ex.TVRecord(4, 32, 0, "gaussian", 0.5, 0.0)]
+    aux, target = ex.dimension_free_setup(4, lam_star)
+    expected = 2 * 32 * float(sf.kl_gaussian(target, sf.kl_barycenter(aux, torch.tensor(other, dtype=torch.float64))))
+    mean, se = ex.scaled_kl(recs, lam_star)[(4, 32)]
+    assert mean == pytest.approx(expected / 2, rel=1e-9) and se == pytest.approx(expected / 2, rel=1e-9)
+    with pytest.raises(ValueError, match="scorefusion"):
+        ex.scaled_kl(recs[2:])
+
+
 def test_loglog_slope():
     ns = [10, 100, 1000]
     assert ex.loglog_slope(ns, [n**-0.5 for n in ns]) == pytest.approx(-0.5)
