@@ -34,7 +34,7 @@ import run_mode
 PARTS = ["Foundations", "Theory", "Practice at scale", "Related systems", "Assignments",
          "References"]
 # The first test that needs the book builds it, executing every notebook: allow for that.
-pytestmark = pytest.mark.timeout(1800)
+pytestmark = pytest.mark.timeout(3600)
 NOTEBOOK_NAME = re.compile(r"^\d\d_[a-z0-9_]+$")
 NOTEBOOK_DOCS = [doc for doc in build_book.toc_docnames(ROOT) if doc.startswith("notebooks/")]
 # Cell switches that only one of nbval and nbclient (the book's executor) reads; see

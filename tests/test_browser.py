@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT / "book" / "_ext"))
 import run_mode
 
 # The first test that needs the book builds it, executing every notebook: allow for that.
-pytestmark = pytest.mark.timeout(1800)
+pytestmark = pytest.mark.timeout(3600)
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = [
     "--no-sandbox",
