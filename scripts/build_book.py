@@ -257,12 +257,16 @@ def build(root: Path = ROOT, mode: str = "full", stream: bool = False,
             command, cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
             text=True, bufsize=1) as process:
         assert process.stdout is not None
-        for line in process.stdout:
-            lines.append(line)
-            if stream:
-                sys.stdout.write(line)
-                sys.stdout.flush()
-            progress.feed(line)
+        try:
+            for line in process.stdout:
+                lines.append(line)
+                if stream:
+                    sys.stdout.write(line)
+                    sys.stdout.flush()
+                progress.feed(line)
+        except BaseException:  # Ctrl-C or a test timeout: stop jb and its kernel, do not wait
+            process.kill()
+            raise
     seconds = time.time() - start
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.write_text(f"{mode}:{'ok' if process.returncode == 0 else 'failed'}")
