@@ -5,7 +5,10 @@ claim asserts come from one piece of code; ``scorefusion`` itself never imports 
 
 * :mod:`lab.gaussians`: random Gaussian test problems and the sample-only Gaussian baseline
   (chapters 01, 05).
-* :mod:`lab.paper_1d`: the paper's 1-D experiment with trained networks (chapter 03).
+* :mod:`lab.paper_1d`: the paper's 1-D experiment with trained networks, in the official code's
+  standardised geometry and in raw coordinates, with the floor of each (chapter 03).
+* :mod:`lab.official`: the numbers and settings of the official code, each with its file and cell or
+  line (chapters 03, 06).
 * :mod:`lab.dimension_free`: the dimension-free TV experiment (chapter 05).
 * :mod:`lab.digits`: image fusion on handwritten digits (chapters 06-09).
 * :mod:`lab.scaling`: the stacked fused score against the loop (chapter 07, benchmarks).

@@ -1,23 +1,33 @@
 r"""The paper's 1-D experiment (Liu et al., 2025, Sec. 5.1) and the DSM-noise measurement of chapter 03.
 
-Trained auxiliary ``ScoreMLP`` networks fused by ISM against a network trained
-from scratch on the target samples, Wasserstein-1 to the target; the notebook
-and the claim ``dsm_tiny_t_variance`` call the same functions.
+Trained auxiliary ``ScoreMLP`` networks fused by ISM, DSM and the official SGD
+recipe against a network trained from scratch on the target samples and
+against each auxiliary alone, in Wasserstein-1 and TV to the target, in the
+official code's geometry (every data set standardised by its own moments) and
+in the paper's raw coordinates; the misspecification floor of each geometry by
+quadrature and the fused exact scores as sampled. Chapter 03 and the claims
+``dsm_tiny_t_variance`` and ``official_geometry_low_data`` call the same functions.
 """
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+from scipy.optimize import minimize_scalar
+from scipy.stats import wasserstein_distance
 from tqdm.auto import tqdm
 
 from scorefusion import VESDE, AnalyticScore, FusedScore, GeometricMixture, fit_weights, sampling
 from scorefusion.cache import cached_model
 from scorefusion.data import paper_1d
 from scorefusion.losses import perturb
-from scorefusion.metrics import w1_distance
+from scorefusion.metrics import tv_distance, tv_histogram, w1_distance
 from scorefusion.nets import ScoreMLP
+from scorefusion.seeding import seed_for
 from scorefusion.train import train_score_model
+
+from .official import OFFICIAL_LAM_1D
 
 
 def dsm_linear_term_spread(aux, x0, sde, times, generator=None):
@@ -74,6 +84,21 @@ def dsm_linear_term_spread(aux, x0, sde, times, generator=None):
     return np.array(stds), np.array(means), np.array(spreads), np.array(leads)
 
 
+GEOMETRIES = ("standardized", "raw")
+"""The official code's geometry (every data set standardised by its own sample moments) and the paper's raw one."""
+
+MODELS = ("ism", "dsm", "sgd", "official", "scratch", "aux1", "aux2", "exact", "exact_fit", "barycenter")
+"""The models of a :class:`Paper1DRow`: the fused networks at the weights of each fit (``ism``, ``dsm``,
+``sgd``) and at the official weights (``official``, standardised geometry only), the network trained from
+scratch, each auxiliary network alone, the exact auxiliary scores fused at the networks' ISM weights
+(``exact``) and at the weights ISM fits with the exact scores themselves (``exact_fit``), both sampled the
+same way, and the exact barycenter at the networks' ISM weights (``barycenter``, by quadrature, no
+sampling)."""
+
+RAW_BOX = (-25.0, 25.0)
+"""Raw-coordinate interval on which the quadrature distances are computed (the densities vanish outside)."""
+
+
 @dataclass
 class Paper1DConfig:
     """Sizes of the paper's 1-D experiment (ScoreFusion, Sec. 5.1), for :func:`paper_1d_networks`.
@@ -87,18 +112,23 @@ class Paper1DConfig:
     aux_steps, scratch_steps : int
         Optimiser steps of the auxiliary and from-scratch trainings.
     batch_size : int
+        Largest training batch (``min(batch_size, n)`` is used, as the official ``min(n, 256)``).
     lr : float
     ema : float
         Decay of the weights' exponential moving average (lower it for short runs).
     hidden, depth : int
         ``ScoreMLP`` width and depth.
     n_samples : int
-        Samples drawn from every model for W1.
+        Samples drawn from every model for W1 and TV.
     sample_steps : int
         Euler-Maruyama steps.
     n_test : int
         Fresh target samples W1 is measured against.
     seed : int
+    sgd_epochs : int
+        Epochs of the SGD recipe (100 in the official code).
+    tv_bins : int
+        Histogram cells of the sample TV on ``[-20, 20]`` (raw coordinates).
     """
 
     target_ns: tuple = (32, 64, 128, 256, 512, 1024)
@@ -114,6 +144,26 @@ class Paper1DConfig:
     sample_steps: int = 500
     n_test: int = 8192
     seed: int = 0
+    sgd_epochs: int = 100
+    tv_bins: int = 80
+
+
+def chapter_config(fast):
+    """The configuration chapter 03 and the claim ``official_geometry_low_data`` share (so they share weights).
+
+    Parameters
+    ----------
+    fast : bool
+        ``SCOREFUSION_FAST`` sizes: two target sizes, short trainings, few samples.
+
+    Returns
+    -------
+    Paper1DConfig
+    """
+    if fast:
+        return Paper1DConfig(target_ns=(32, 1024), aux_n=4096, aux_steps=600, scratch_steps=400, hidden=64,
+                             ema=0.99, n_samples=1000, sample_steps=200, n_test=4000, sgd_epochs=20)
+    return Paper1DConfig(n_samples=4096, sample_steps=500)
 
 
 def train_mlp_score_net(data, dim, sde, config, steps, name, seed, progress=False):
@@ -179,85 +229,390 @@ def sample_1d(score, sde, n, n_steps, seed):
     return x.detach().double()
 
 
+def standardize_samples(x):
+    r"""Samples standardised by their own mean and standard deviation, as the official ``make_mixture_data``.
+
+    .. math:: x' = (x - \bar x)/\hat\sigma, \qquad \hat\sigma^2 = \tfrac{1}{n - 1}\textstyle\sum_j (x_j - \bar x)^2
+
+    (``torch.std``, unbiased, as ``data.std()`` in ``src/datasets.py``, lines 27-29).
+
+    Parameters
+    ----------
+    x : Tensor of shape (n, 1), n >= 2
+
+    Returns
+    -------
+    (Tensor of shape (n, 1), float, float)
+        ``x'``, the mean and the standard deviation; ``loc + scale * x'`` gives ``x`` back.
+    """
+    if not torch.is_tensor(x) or x.ndim != 2 or x.shape[1] != 1 or x.shape[0] < 2:
+        raise ValueError(f"x must be a tensor of shape (n, 1) with n >= 2, got {getattr(x, 'shape', type(x))}")
+    loc, scale = float(x.mean()), float(x.std())
+    if not scale > 0:
+        raise ValueError("x must not be constant: its standard deviation is 0")
+    return (x - loc) / scale, loc, scale
+
+
+def _check_geometry(geometry):
+    if geometry not in GEOMETRIES:
+        raise ValueError(f"geometry must be one of {GEOMETRIES}, got {geometry!r}")
+    return paper_1d(standardize=geometry == "standardized")
+
+
+def density_distances(dist, preset):
+    r"""W1 (raw units) and TV between the preset's target and a density of the same coordinates, by quadrature.
+
+    .. math:: W_1 = \mathrm{scale}\int |F_q(x) - F_p(x)|\,dx, \qquad \mathrm{TV} = \tfrac12\int|q - p|\,dx
+
+    on a grid of 20001 points covering :data:`RAW_BOX` (``scipy.stats.wasserstein_distance``
+    with the densities as weights; ``tv_distance``). TV does not change under the affine map back to raw
+    coordinates; W1 is multiplied by its scale.
+
+    Parameters
+    ----------
+    dist : GaussianMixture or GeometricMixture in the preset's coordinates
+    preset : data.Preset1D
+
+    Returns
+    -------
+    (float, float)
+        W1 in raw units, TV.
+    """
+    lo, hi = ((v - preset.loc) / preset.scale for v in RAW_BOX)
+    xs = torch.linspace(lo, hi, 20001, dtype=torch.float64)[:, None]
+    p = preset.target.log_prob(xs).exp().numpy()
+    q = dist.log_prob(xs).exp().numpy()
+    w1 = preset.scale * wasserstein_distance(xs[:, 0].numpy(), xs[:, 0].numpy(), p, q)
+    return float(w1), tv_distance(preset.target, dist, n_grid=20001)
+
+
+@dataclass
+class FamilyFloor:
+    r"""How close the barycenter family :math:`\{p_\lambda\}` of the exact auxiliaries comes to the target.
+
+    Attributes
+    ----------
+    geometry : str
+    lam1 : ndarray of shape (m,)
+        The grid of :math:`\lambda_1` (with :math:`\lambda_2 = 1 - \lambda_1`).
+    w1, tv : ndarray of shape (m,)
+        W1 (raw units) and TV of :math:`p_\lambda` to the target on the grid.
+    w1_min, tv_min : (float, float)
+        The minimum over the family and its :math:`\lambda_1`, refined between grid points.
+    official : (float, float)
+        W1 and TV at the official weights (0.5781, 0.4219).
+    """
+
+    geometry: str
+    lam1: np.ndarray
+    w1: np.ndarray
+    tv: np.ndarray
+    w1_min: tuple
+    tv_min: tuple
+    official: tuple
+
+
+def family_floor(geometry, n_lam=101):
+    r"""The misspecification floor of a geometry: distances of every barycenter :math:`p_\lambda` to the target.
+
+    .. math:: \min_{\lambda\in\Delta_2} W_1(p_\lambda, q), \qquad \min_{\lambda\in\Delta_2} \mathrm{TV}(p_\lambda, q)
+
+    with :math:`p_\lambda \propto p_1^{\lambda_1} p_2^{\lambda_2}` normalised by
+    quadrature (``GeometricMixture``) and the distances of
+    :func:`density_distances`, on a grid of ``n_lam`` values of :math:`\lambda_1`,
+    each minimum then refined between the neighbours of the best grid point
+    (``scipy.optimize.minimize_scalar``, bounded). No network or sampler
+    enters: fusion that fits :math:`\lambda` and samples :math:`p_\lambda`
+    exactly cannot come closer (Liu et al., 2025, Sec. 4: the misspecification
+    term of the bound).
+
+    Parameters
+    ----------
+    geometry : {"standardized", "raw"}
+    n_lam : int, default 101
+
+    Returns
+    -------
+    FamilyFloor
+    """
+    preset = _check_geometry(geometry)
+    if isinstance(n_lam, bool) or not isinstance(n_lam, int) or n_lam < 3:
+        raise ValueError(f"n_lam must be an int >= 3, got {n_lam!r}")
+
+    def at(lam1):
+        lam = torch.tensor([lam1, 1.0 - lam1], dtype=torch.float64)
+        return density_distances(GeometricMixture(preset.aux, lam, n_grid=20001), preset)
+
+    grid = np.linspace(0.0, 1.0, n_lam)
+    values = np.array([at(float(v)) for v in grid])
+    minima = []
+    for j in (0, 1):
+        i = int(np.argmin(values[:, j]))
+        lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, n_lam - 1)]
+        best = minimize_scalar(lambda v, j=j: at(float(v))[j], bounds=(lo, hi), method="bounded",
+                               options={"xatol": 1e-4})
+        minima.append((float(best.fun), float(best.x)) if best.fun < values[i, j] else
+                      (float(values[i, j]), float(grid[i])))
+    return FamilyFloor(geometry, grid, values[:, 0], values[:, 1], minima[0], minima[1], at(OFFICIAL_LAM_1D[0]))
+
+
+def sampler_floor(geometry, sde, lam1s, n_samples, n_steps, n_test=8192, tv_bins=80, seed=0):
+    r"""The fused exact auxiliary scores, sampled: what ScoreFusion reaches with perfect auxiliaries.
+
+    For each :math:`\lambda` the reverse SDE is driven by
+    :math:`\sum_i \lambda_i \nabla\log p_{i,t}` (``AnalyticScore``, exact at every
+    :math:`t`), which in general does *not* sample the barycenter
+    :math:`p_\lambda` (the fused score at :math:`t > 0` is not the score of the
+    noised barycenter, and the VE prior differs from the noised data at
+    :math:`T`); the samples are mapped to raw coordinates with the preset's
+    moments and compared with the target.
+
+    .. math:: W_1\big(\mathrm{Law}(\text{reverse SDE with } \textstyle\sum_i\lambda_i s_i^{\mathrm{exact}}), q\big)
+
+    Parameters
+    ----------
+    geometry : {"standardized", "raw"}
+    sde : VESDE
+    lam1s : sequence of float in [0, 1]
+    n_samples, n_steps : int
+        Euler-Maruyama samples and steps.
+    n_test : int
+        Fresh target samples for W1.
+    tv_bins : int
+    seed : int
+
+    Returns
+    -------
+    (ndarray of shape (m,), ndarray of shape (m,))
+        W1 (raw units) and histogram TV for each :math:`\lambda_1`.
+    """
+    preset = _check_geometry(geometry)
+    raw = paper_1d()
+    test = raw.target.sample(n_test, generator=torch.Generator().manual_seed(seed_for("paper1d-test", seed)))
+    exact = [AnalyticScore(d, sde) for d in preset.aux]
+    w1s, tvs = [], []
+    for lam1 in lam1s:
+        if not 0.0 <= float(lam1) <= 1.0:
+            raise ValueError(f"lam1s must lie in [0, 1], got {lam1!r}")
+        fused = FusedScore(exact, torch.tensor([float(lam1), 1.0 - float(lam1)], dtype=torch.float64))
+        x = preset.to_raw(sample_1d(fused, sde, n_samples, n_steps, seed_for("paper1d-sampler-floor", seed)))
+        w1s.append(w1_distance(x, test))
+        tvs.append(tv_histogram(x, raw.target, bins=tv_bins, bounds=(-20.0, 20.0)))
+    return np.array(w1s), np.array(tvs)
+
+
 @dataclass
 class Paper1DRow:
-    """One target size of the 1-D experiment: the fitted weights and W1 of each model to the target.
+    """One target size of the 1-D experiment in one geometry.
 
-    ``lam`` is fitted with the trained auxiliary networks, ``lam_exact`` with the exact auxiliary scores
-    on the same samples.
+    Attributes
+    ----------
+    n : int
+    geometry : str
+    lam : dict mapping "ism", "dsm", "sgd" (fits with the trained networks) and "official" to (lam_1, lam_2)
+    lam_exact : tuple
+        ISM's weights with the exact auxiliary scores on the same samples.
+    w1, tv : dict mapping each name of :data:`MODELS` (that was run) to W1 (raw units) and TV to the target
+    loc, scale : float
+        The moments that map this row's samples back to raw coordinates (the n target samples' own mean and
+        std in the standardised geometry; 0 and 1 in the raw one).
     """
 
     n: int
-    lam: tuple
+    geometry: str
+    lam: dict
     lam_exact: tuple
-    w1_fusion: float
-    w1_scratch: float
-    w1_barycenter: float
+    w1: dict
+    tv: dict
+    loc: float
+    scale: float
 
 
-def paper_1d_networks(config=None, sde=None, progress=False):
+def paper_1d_networks(config=None, sde=None, geometry="standardized", progress=False):
     r"""The paper's 1-D experiment: ScoreFusion of trained auxiliaries vs a network trained from scratch.
 
-    Auxiliary ``ScoreMLP`` networks are trained on ``config.aux_n`` samples of
-    each auxiliary mixture of :func:`scorefusion.data.paper_1d`. For each
-    target size ``n``: :math:`\hat\lambda` by ISM of the fused networks on the
-    ``n`` target samples (exact divergences by autograd in 1-D), samples of
-    the fused score :math:`\sum_i \hat\lambda_i s_{\theta_i}` by the reverse
-    SDE, samples of a network trained from scratch on the same ``n`` samples,
-    and the Wasserstein-1 distance of each to fresh target samples
-    (Liu et al., 2025, Sec. 5.1). ``w1_barycenter`` is the W1 of the exact
-    barycenter :math:`p_{\hat\lambda}` of the true auxiliaries (no network
-    error), for reference.
+    As the official code runs it (``geometry="standardized"``) or in the
+    paper's raw coordinates (``"raw"``). Auxiliary ``ScoreMLP`` networks are
+    trained on ``config.aux_n`` samples of each auxiliary mixture of
+    :func:`scorefusion.data.paper_1d`, standardised by their own sample mean and
+    std in the official geometry (``src/datasets.py``, ``make_mixture_data``).
+    For each target size ``n`` the ``n`` target samples (standardised by their
+    own moments in the official geometry) give:
+
+    * :math:`\hat\lambda` by ISM, DSM (``t ~ U[1e-7, 1e-4]``, one draw per
+      sample) and the official SGD recipe (``fit_weights(method="sgd")`` with
+      ``n/4`` fresh validation samples, the best validation epoch kept), each
+      with the trained networks, and by ISM with the exact auxiliary scores;
+    * samples of the fused networks at each :math:`\hat\lambda` and at the
+      official (0.5781, 0.4219), of each auxiliary network alone, of a network
+      trained from scratch on the same samples (same trainer, same settings),
+      and of the fused *exact* scores at the networks' ISM weights and at the
+      weights ISM fits with the exact scores, all by the
+      same reverse SDE and mapped back with the target samples' moments
+      (as the official notebook's cells 21-26);
+    * W1 (raw units) to fresh target samples and histogram TV to the target density.
 
     .. math:: W_1\Big(\mathrm{Law}\big(\text{reverse SDE with } \textstyle\sum_i \hat\lambda_i s_{\theta_i}\big),\ q\Big)
               \quad\text{vs}\quad W_1\big(\mathrm{Law}(\text{reverse SDE with } s_{\theta_n}),\ q\big)
+
+    Samples of every model share one seed per ``n`` (common random numbers);
+    the target samples, validation samples and test set are the same draws in
+    both geometries.
 
     Parameters
     ----------
     config : Paper1DConfig, optional
     sde : VESDE, optional
         Default ``VESDE(25.0)``.
+    geometry : {"standardized", "raw"}
     progress : bool
 
     Returns
     -------
     rows : list of Paper1DRow
     aux_nets : list of nets.ScoreMLP
-    samples : dict mapping (name, n) to Tensor of shape (n_samples, 1)
-        ``("fusion", n)``, ``("scratch", n)`` and ``("target", 0)``.
+    samples : dict mapping (model, n) to Tensor of shape (n_samples, 1) in raw coordinates
+        The models of :data:`MODELS` but ``barycenter``, and ``("target", 0)`` (the test set).
     """
     config = config or Paper1DConfig()
     sde = sde or VESDE(25.0)
-    preset = paper_1d()
+    preset = _check_geometry(geometry)
+    standardized = geometry == "standardized"
+    raw = paper_1d()
+
+    def prepare(x):
+        return standardize_samples(x) if standardized else (x, 0.0, 1.0)
+
     aux_nets = []
-    for i, dist in enumerate(preset.aux):
-        seed = config.seed * 1000 + i
+    for i, dist in enumerate(raw.aux):
+        seed = seed_for("paper1d-aux", i, config.aux_n, config.seed)
         aux_nets.append(train_mlp_score_net(
-            lambda dist=dist, seed=seed: dist.sample(config.aux_n, generator=torch.Generator().manual_seed(seed)),
-            1, sde, config, config.aux_steps, f"paper1d-aux{i}-n{config.aux_n}", seed, progress))
-    test = preset.target.sample(config.n_test, generator=torch.Generator().manual_seed(config.seed * 1000 + 99))
+            lambda dist=dist, seed=seed: prepare(dist.sample(config.aux_n, generator=torch.Generator().manual_seed(seed)))[0],
+            1, sde, config, config.aux_steps, f"paper1d-{geometry}-aux{i}-n{config.aux_n}", seed, progress))
+    test = raw.target.sample(config.n_test, generator=torch.Generator().manual_seed(seed_for("paper1d-test", config.seed)))
+    exact_aux = [AnalyticScore(d, sde) for d in preset.aux]
     samples = {("target", 0): test}
+    memo = {}  # samples in the fitting coordinates by (model, weights, seed): equal weights are sampled once
+
+    def draw(kind, scores, lam, seed):
+        key = (kind, lam, seed)
+        if key not in memo:
+            score = scores if lam is None else FusedScore(scores, torch.tensor(lam, dtype=torch.float64))
+            memo[key] = sample_1d(score, sde, config.n_samples, config.sample_steps, seed)
+        return memo[key]
+
+    fixed_seed = seed_for("paper1d-sample", config.seed)
     rows = []
-    for n in tqdm(config.target_ns, disable=not progress, desc="target sizes"):
-        seed = config.seed * 1000 + 100 + n
-
-        def target_data(n=n, seed=seed):
-            return preset.target.sample(n, generator=torch.Generator().manual_seed(seed))
-
-        x = target_data().float()
-        fit = fit_weights(aux_nets, x, sde, method="ism")
-        lam = tuple(round(float(v), 6) for v in fit.lam)
-        exact = fit_weights([AnalyticScore(d, sde) for d in preset.aux], x.double(), sde, method="ism")
-        lam_exact = tuple(round(float(v), 6) for v in exact.lam)
-        fused = FusedScore(aux_nets, torch.tensor(lam, dtype=torch.float64))
-        scratch = train_mlp_score_net(target_data, 1, sde, config, config.scratch_steps, f"paper1d-scratch-n{n}", seed,
-                                     progress)
-        fused_x = sample_1d(fused, sde, config.n_samples, config.sample_steps, seed)
-        scratch_x = sample_1d(scratch, sde, config.n_samples, config.sample_steps, seed)
-        bary_x = GeometricMixture(preset.aux, torch.tensor(lam, dtype=torch.float64), n_grid=4001).sample(
-            config.n_samples, generator=torch.Generator().manual_seed(seed))
-        samples[("fusion", n)] = fused_x
-        samples[("scratch", n)] = scratch_x
-        rows.append(Paper1DRow(n, lam, lam_exact, w1_distance(fused_x, test), w1_distance(scratch_x, test),
-                               w1_distance(bary_x, test)))
+    for n in tqdm(config.target_ns, disable=not progress, desc=f"target sizes ({geometry})"):
+        seed = seed_for("paper1d-target", n, config.seed)
+        x_raw = raw.target.sample(n, generator=torch.Generator().manual_seed(seed))
+        x, loc, scale = prepare(x_raw)
+        x_val = prepare(raw.target.sample(max(n // 4, 2), generator=torch.Generator().manual_seed(
+            seed_for("paper1d-validation", n, config.seed))))[0]
+        lam = {}
+        for method in ("ism", "dsm", "sgd"):
+            fit = fit_weights(aux_nets, x.float(), sde, method=method, epochs=config.sgd_epochs,
+                              x_val=x_val.float() if method == "sgd" else None,
+                              generator=torch.Generator().manual_seed(seed_for("paper1d-fit", method, n, config.seed)))
+            lam[method] = tuple(float(v) for v in fit.lam)
+        if standardized:
+            lam["official"] = tuple(OFFICIAL_LAM_1D)
+        exact = fit_weights(exact_aux, x.double(), sde, method="ism")
+        lam_exact = tuple(float(v) for v in exact.lam)
+        scratch = train_mlp_score_net(lambda x=x: x, 1, sde, config, config.scratch_steps,
+                                      f"paper1d-{geometry}-scratch-n{n}", seed, progress)
+        sample_seed = seed_for("paper1d-sample", n, config.seed)
+        drawn = {m: draw("nets", aux_nets, lam[m], sample_seed) for m in lam if m != "official"}
+        if standardized:  # n enters only through the map back: one draw serves every n
+            drawn["official"] = draw("nets", aux_nets, lam["official"], fixed_seed)
+        drawn["scratch"] = draw(f"scratch-n{n}", scratch, None, sample_seed)
+        for i, net in enumerate(aux_nets):
+            drawn[f"aux{i + 1}"] = draw(f"aux{i + 1}", net, None, fixed_seed)
+        drawn["exact"] = draw("exact", exact_aux, lam["ism"], sample_seed)
+        drawn["exact_fit"] = draw("exact", exact_aux, lam_exact, sample_seed)
+        w1, tv = {}, {}
+        for model, xs in drawn.items():
+            xs = loc + scale * xs
+            samples[(model, n)] = xs
+            w1[model] = w1_distance(xs, test)
+            tv[model] = tv_histogram(xs, raw.target, bins=config.tv_bins, bounds=(-20.0, 20.0))
+        bary = GeometricMixture(preset.aux, torch.tensor(lam["ism"], dtype=torch.float64), n_grid=20001)
+        w1["barycenter"], tv["barycenter"] = density_distances(bary, preset)
+        rows.append(Paper1DRow(n, geometry, lam, lam_exact, w1, tv, loc, scale))
     return rows, aux_nets, samples
+
+
+@functools.cache
+def chapter_run(fast, geometry):
+    """:func:`paper_1d_networks` at :func:`chapter_config` sizes, once per process and geometry.
+
+    Chapter 03 and the claim ``official_geometry_low_data`` (which the chapter runs) share the result;
+    the returned lists and dicts are shared too, so treat them as read-only.
+    """
+    return paper_1d_networks(chapter_config(fast), VESDE(25.0), geometry)
+
+
+def w1_difference(x, y, test, n_boot=200, seed=0):
+    r"""The W1 gap of two sample sets to one test set and its standard error, by a paired bootstrap.
+
+    .. math:: d = W_1(y, \text{test}) - W_1(x, \text{test}), \qquad
+              \mathrm{se}(d) = \mathrm{sd}_b\big(W_1(y^{*b}, \text{test}^{*b}) - W_1(x^{*b}, \text{test}^{*b})\big)
+
+    where every bootstrap replicate :math:`b` resamples ``x``, ``y`` and ``test`` with replacement (the
+    same ``test`` resample for both). It measures the noise of the finite sample sets (the sampler's
+    draws and the test set), not that of the training data or of the networks.
+
+    Parameters
+    ----------
+    x, y : Tensor of shape (m, 1)
+    test : Tensor of shape (k, 1)
+    n_boot : int, default 200
+    seed : int
+
+    Returns
+    -------
+    (float, float)
+        ``d`` (positive when ``x`` is closer to the test set) and its standard error.
+    """
+    if isinstance(n_boot, bool) or not isinstance(n_boot, int) or n_boot < 2:
+        raise ValueError(f"n_boot must be an int >= 2, got {n_boot!r}")
+    a, b, c = (torch.as_tensor(v, dtype=torch.float64).reshape(-1).numpy() for v in (x, y, test))
+    rng = np.random.default_rng(seed)
+    reps = []
+    for _ in range(n_boot):
+        tc = c[rng.integers(0, c.size, c.size)]
+        reps.append(wasserstein_distance(b[rng.integers(0, b.size, b.size)], tc)
+                    - wasserstein_distance(a[rng.integers(0, a.size, a.size)], tc))
+    return float(wasserstein_distance(b, c) - wasserstein_distance(a, c)), float(np.std(reps, ddof=1))
+
+
+def metric_floor(config, seed=1):
+    """W1 and histogram TV of a fresh target sample of ``config.n_samples`` points: the metrics' own noise.
+
+    Returns
+    -------
+    (float, float)
+    """
+    raw = paper_1d()
+    test = raw.target.sample(config.n_test, generator=torch.Generator().manual_seed(seed_for("paper1d-test", config.seed)))
+    x = raw.target.sample(config.n_samples, generator=torch.Generator().manual_seed(seed_for("paper1d-metric", seed)))
+    return w1_distance(x, test), tv_histogram(x, raw.target, bins=config.tv_bins, bounds=(-20.0, 20.0))
+
+
+def crossing_n(rows, fused="ism"):
+    """The smallest target size at which the network trained from scratch beats fusion in W1 (None if never).
+
+    Parameters
+    ----------
+    rows : list of Paper1DRow
+    fused : str
+        The fused model compared (a key of ``Paper1DRow.w1``).
+
+    Returns
+    -------
+    int or None
+    """
+    for row in sorted(rows, key=lambda r: r.n):
+        if row.w1["scratch"] < row.w1[fused]:
+            return row.n
+    return None
