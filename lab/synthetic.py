@@ -16,7 +16,7 @@ from scorefusion.related import synthetic_data as sd
 
 from . import digits as imf
 
-__all__ = ["mixture_counts", "trained_vae", "train_images_model"]
+__all__ = ["mixture_counts", "train_images_model", "trained_vae"]
 
 
 def mixture_counts(lam, m):

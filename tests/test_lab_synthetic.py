@@ -42,7 +42,7 @@ def test_trained_vae_shares_initial_weights_within_a_seed(tmp_path, monkeypatch)
 
     monkeypatch.setattr(sd, "train_vae", recording_train)
     x = sd.digits_unit(n_test=100)[1][:20]
-    kw = dict(steps=2, batch=10, n_train=20)
+    kw = {"steps": 2, "batch": 10, "n_train": 20}
     a = lab_sd.trained_vae("normal", x, 0, **kw)
     lab_sd.trained_vae("other", x.flip(0), 0, **kw)
     lab_sd.trained_vae("normal", x, 1, **kw)
@@ -86,14 +86,14 @@ def test_train_images_model_one_recipe_for_every_role(tmp_path, monkeypatch):
         made.append(1)
         return x
 
-    gen = lab_sd.train_images_model("generated", images, config, sde, 2, 0, dict(n=8))
-    scratch = lab_sd.train_images_model("scratch", x, config, sde, 2, 0, dict(n=8))
+    gen = lab_sd.train_images_model("generated", images, config, sde, 2, 0, {"n": 8})
+    scratch = lab_sd.train_images_model("scratch", x, config, sde, 2, 0, {"n": 8})
     assert made == [1] and all(not p.requires_grad for p in gen.parameters())
     # same data, steps, initial weights and training generator: the two roles give the same network
     assert all(torch.equal(p, q) for p, q in zip(gen.parameters(), scratch.parameters()))
-    other = lab_sd.train_images_model("scratch", x, config, sde, 2, 1, dict(n=8))
+    other = lab_sd.train_images_model("scratch", x, config, sde, 2, 1, {"n": 8})
     assert not all(torch.equal(p, q) for p, q in zip(other.parameters(), scratch.parameters()))
-    lab_sd.train_images_model("generated", images, config, sde, 2, 0, dict(n=8))
+    lab_sd.train_images_model("generated", images, config, sde, 2, 0, {"n": 8})
     assert made == [1]  # a cache hit never makes the images
     with pytest.raises(ValueError, match="steps"):
-        lab_sd.train_images_model("scratch", x, config, sde, 0, 0, dict(n=8))
+        lab_sd.train_images_model("scratch", x, config, sde, 0, 0, {"n": 8})
