@@ -379,7 +379,7 @@ def probability_flow(score, sde, shape=None, x_T=None, eps=1e-3, rtol=1e-5, atol
 
 
 def log_likelihood(score, x0, sde, eps=1e-5, divergence="auto", n_probes=1, generator=None, rtol=1e-5,
-                   atol=1e-5, method="RK45", probe="rademacher"):
+                   atol=1e-5, method="RK45", probe="rademacher", probes=None):
     r"""Log-density of data under the probability-flow model, by the instantaneous change of variables.
 
     Song et al. 2021, Sec. 4.3 and App. D.2 (Eq. 39; Chen et al. 2018): along
@@ -422,6 +422,11 @@ def log_likelihood(score, x0, sde, eps=1e-5, divergence="auto", n_probes=1, gene
     rtol, atol : float, default 1e-5
     method : str, default "RK45"
     probe : {"rademacher", "gaussian"}, default "rademacher"
+    probes : list of Tensors shaped like ``x0``, optional
+        Hutchinson probes to use instead of drawing ``n_probes`` of kind
+        ``probe`` from ``generator`` (e.g. the same probes for several models
+        stacked in one batch, so that their log-densities are paired); not with
+        the exact divergence.
 
     Returns
     -------
@@ -442,7 +447,16 @@ def log_likelihood(score, x0, sde, eps=1e-5, divergence="auto", n_probes=1, gene
     x0 = x0.double()
     shape, n, device = x0.shape, x0.shape[0], x0.device
     exact = divergence == "exact" or (divergence == "auto" and x0[0].numel() <= EXACT_DIVERGENCE_MAX_DIM)
-    probes = None if exact else draw_probes(shape, n_probes, generator, kind=probe, device=device)
+    if probes is not None:
+        if exact:
+            raise ValueError("probes are for Hutchinson's estimator; the divergence here is exact "
+                             "(divergence='exact', or 'auto' with at most EXACT_DIVERGENCE_MAX_DIM coordinates)")
+        if (not isinstance(probes, (list, tuple)) or len(probes) == 0
+                or not all(torch.is_tensor(v) and v.shape == shape for v in probes)):
+            raise ValueError(f"probes must be a non-empty list of tensors of x0's shape {tuple(shape)}")
+        probes = [v.to(dtype=torch.float64, device=device) for v in probes]
+    elif not exact:
+        probes = draw_probes(shape, n_probes, generator, kind=probe, device=device)
 
     def rhs(t, y):
         xt = torch.from_numpy(y[:-n]).reshape(shape).to(device)

@@ -1,6 +1,7 @@
 """The digits fusion experiment's plumbing: device-aware configuration, the model cache, timing, metrics."""
 
 import dataclasses
+import math
 
 import numpy as np
 import pytest
@@ -43,16 +44,18 @@ def test_scale_config_by_device():
     cpu, cpu_fast = imf.scale_config("cpu"), imf.scale_config("cpu", fast=True)
     cuda = imf.scale_config("cuda")
     assert cpu.image_size == 8 and cpu.k == 4 and cpu.aux_weights == sf.data.DIGITS_AUX_WEIGHTS
-    assert cpu.target_ns == (16, 32, 64, 128, 256)
+    assert cpu.target_ns == (16, 32, 64, 128, 256) and cpu_fast.target_ns == (16,)
     assert cpu_fast.aux_steps < cpu.aux_steps and cpu_fast.test_size < cpu.test_size
     assert cuda.image_size > cpu.image_size and cuda.k > cpu.k and cuda.batch_size > cpu.batch_size
     assert cuda.device == "cuda" and imf.scale_config(torch.device("cpu")).device == "cpu"
+    # rankings over at least 3 training seeds in full runs; at least 500 samples per model and n
+    assert cpu.n_seeds >= 3 and cuda.n_seeds >= 3 and cpu_fast.n_seeds == 1
+    assert cpu.n_generated >= 500 and cuda.n_generated >= 500
     for cfg in (cpu, cpu_fast, cuda):
         for w7, w9 in cfg.aux_weights:
             assert 0 < w7 < 1 and abs(w7 + w9 - 1) < 1e-9
-        # the fit times sit where the noise is about one grey level (1/16)
-        lo, hi = (float(sf.VESDE(25.0).marginal(torch.tensor(t))[1]) for t in cfg.fit_t_range)
-        assert 0.02 < lo < hi < 0.15
+        # the grey-level ISM fits where the noise is about one grey level (1/16)
+        assert 0.02 < float(sf.VESDE(25.0).marginal(torch.tensor(cfg.fit_t))[1]) < 0.15
     with pytest.raises(ValueError, match="device"):
         imf.scale_config("mps")
 
@@ -118,15 +121,29 @@ def test_auxiliaries_cached_by_config(tmp_path, monkeypatch):
             assert torch.equal(pa, pb)
     imf.train_auxiliaries(dataclasses.replace(config, aux_steps=config.aux_steps + 1), sde)
     assert len(trained) == 2 * config.k  # a changed config retrains all of them
-    # the baselines are cached too, and fine-tuning starts from the auxiliary with the lowest DSM loss
+    # the baselines are cached too
     imf.train_scratch(config, sde, 16)
     imf.train_scratch(config, sde, 16)
     assert len(trained) == 2 * config.k + 1
-    tuned, best = imf.finetune_best(config, sde, aux, 16)
+    # fine-tuning: every setting of the grid is trained on the fitting split and scored on the held-out
+    # images with the auxiliary itself (0 steps); the chosen one is then run on all n images, or none
+    tuned, choice = imf.select_finetune(config, sde, aux, 16, start=1)
+    grid = imf.finetune_grid(config)
+    ran = len(grid) + (choice.steps > 0)
+    assert len(trained) == 2 * config.k + 1 + ran
+    assert trained[-ran][0] == (12, 1, 8, 8) and (choice.steps == 0 or trained[-1][0] == (16, 1, 8, 8))
+    assert choice.start == 1 and choice.n_val == 4 and set(choice.val_loss) == {(None, 0), *grid}
+    assert choice.val_loss[(choice.lr, choice.steps)] == min(choice.val_loss.values())
     assert not tuned.training
-    x = imf.target_data(config, 16).images
-    assert best == int(np.argmin(imf.dsm_per_model(aux, x, sde, seed=config.seed)))
-    assert len(trained) == 2 * config.k + 2
+    if choice.steps == 0:
+        assert tuned is aux[1]
+    _, x_val = imf.held_out_split(config, 16)
+    alone = imf.objective_per_model(config, [aux[1]], x_val, sde, seed=config.seed * 1000 + 950 + 16)
+    assert choice.val_loss[(None, 0)] == pytest.approx(float(alone[0]), rel=1e-9)
+    again, same = imf.select_finetune(config, sde, aux, 16, start=1)
+    assert len(trained) == 2 * config.k + 1 + ran and same == choice  # all from the cache
+    with pytest.raises(ValueError, match="start"):
+        imf.select_finetune(config, sde, aux, 16, start=config.k)
 
 
 # ---- batched vs looped fused score -------------------------------------------------------
@@ -213,3 +230,117 @@ def test_build_unet_seeded_init_is_reproducible_and_leaves_global_rng():
         assert torch.equal(pa, pb)
     c = imf.build_unet(config, sf.VESDE(), seed=4)
     assert any(not torch.equal(pa, pc) for pa, pc in zip(a.parameters(), c.parameters()))
+
+
+def test_held_out_split_and_finetune_grid():
+    config = imf.scale_config("cpu", fast=True)
+    for n in (16, 64):
+        x_fit, x_val = imf.held_out_split(config, n)
+        assert x_val.shape[0] == max(2, n // 4) and x_fit.shape[0] + x_val.shape[0] == n
+        together = torch.cat([x_fit, x_val]).flatten(1)
+        target = imf.target_data(config, n).images.flatten(1)
+        # the two parts are the n target images, split without overlap
+        assert sorted(map(tuple, together.tolist())) == sorted(map(tuple, target.tolist()))
+    with pytest.raises(ValueError, match="n"):
+        imf.held_out_split(config, 2)
+    full = imf.scale_config("cpu")
+    assert imf.finetune_grid(full) == [(full.finetune_lr / 4, 50), (full.finetune_lr / 4, 200),
+                                       (full.finetune_lr, 50), (full.finetune_lr, 200)]
+
+
+def test_control_target_and_implied_share():
+    config = imf.scale_config("cpu", fast=True)
+    control = imf.target_data(config, 40, weights=imf.CONTROL_WEIGHTS)
+    assert int((control.labels == 7).sum()) == 12  # 0.3 of 40
+    weights = sf.data.DIGITS_AUX_WEIGHTS
+    assert imf.implied_share([0.25, 0.25, 0.25, 0.25], weights) == pytest.approx(0.5, abs=1e-12)
+    assert imf.implied_share([0, 0, 1, 0], weights) == pytest.approx(0.7, abs=1e-12)
+    from theory_checks.barycenter_class_share import predicted_share
+    lam = (0.182, 0.328, 0.284, 0.206)
+    assert imf.implied_share(lam, weights) == pytest.approx(predicted_share(lam), abs=1e-12)
+
+
+def test_fit_lambdas_and_objective_per_model():
+    nets, sde = tiny_nets(4)
+    config = imf.scale_config("cpu", fast=True)
+    x = imf.target_data(config, 16).images
+    fits = imf.fit_lambdas(config, nets, x, sde, seed=3, fits=imf.FITS + ("sgd",))
+    assert set(fits) == set(imf.FITS) | {"sgd"}
+    for name, fit in fits.items():
+        if name == "schedule":
+            assert isinstance(fit.schedule, sf.schedule.WeightSchedule) and fit.schedule.n_bins == config.schedule_bins
+        else:
+            assert fit.lam.shape == (4,) and abs(float(fit.lam.sum()) - 1) < 1e-6 and (fit.lam >= -1e-9).all()
+        assert fit.seconds >= 0
+    # the DSM fit over all times is the official loss: each model's objective is its DSM loss on the same draws
+    values = imf.objective_per_model(config, nets[:2], x, sde, seed=5, fit="dsm_all_t")
+    data = x.repeat_interleave(imf.VAL_DRAWS, dim=0)
+    with torch.no_grad():
+        for net, value in zip(nets[:2], values):
+            g = torch.Generator().manual_seed(5)
+            loss = sf.losses.dsm_loss(net, data, sde, generator=g, t_range=(imf.OFFICIAL_IMAGE_T_MIN, sde.T))
+            assert value == pytest.approx(float(loss), rel=1e-5)
+    # the main fit's objective: the same model twice scores the same, a different one differently
+    main = imf.objective_per_model(config, [nets[0], nets[0], nets[1]], x, sde, seed=5)
+    assert main[0] == pytest.approx(main[1], rel=1e-12) and main[0] != main[2]
+    with pytest.raises(ValueError, match="fit"):
+        imf.objective_per_model(config, nets, x, sde, seed=5, fit="schedule")
+
+
+def test_bits_per_image_is_paired_and_matches_one_model():
+    nets, sde = tiny_nets(3)
+    config = imf.scale_config("cpu", fast=True)
+    images = imf.target_test(config).images[:4]
+    lam = torch.tensor([0.2, 0.5, 0.3], dtype=torch.float64)
+    fused = sf.FusedScore(nets, lam)
+    corner = sf.FusedScore(nets, torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64))
+    models = {"fused": fused, "again": sf.FusedScore(nets, lam), "corner": corner, "net1": nets[1]}
+    out = imf.bits_per_image(models, images, sde, rtol=1e-3, seed=7)
+    assert set(out) == set(models) and all(v.shape == (4,) and v.dtype == torch.float64 for v in out.values())
+    # one dequantization and one probe for every model: the same model in two blocks gives the same numbers
+    assert torch.equal(out["fused"], out["again"])
+    torch.testing.assert_close(out["corner"], out["net1"], rtol=1e-5, atol=1e-5)
+    # one model alone: exactly the library's bits/dim with the same seed
+    alone = sf.sampling.bits_per_dim(fused, images, sde, n_levels=imf.N_LEVELS, rtol=1e-3, atol=1e-3,
+                                     generator=torch.Generator().manual_seed(7))
+    assert imf.bits_per_dim(fused, images, sde, rtol=1e-3, seed=7) == float(alone.mean())
+    # stacked with others, within the solver's tolerance of the separate solve
+    torch.testing.assert_close(out["fused"], alone, rtol=0, atol=2e-2)
+    with pytest.raises(ValueError, match="images"):
+        imf.bits_per_image(models, images + 0.01, sde, rtol=1e-3)
+    with pytest.raises(TypeError, match="models"):
+        imf.bits_per_image([fused], images, sde, rtol=1e-3)
+
+
+def test_sample_many_blocks():
+    nets, sde = tiny_nets(2)
+    config = dataclasses.replace(imf.scale_config("cpu", fast=True), sample_steps=5)
+    models = {"a": sf.FusedScore(nets, torch.tensor([0.5, 0.5], dtype=torch.float64)), "b": nets[0]}
+    out = imf.sample_many(models, config, sde, 3, seed=1)
+    assert list(out) == ["a", "b"] and all(v.shape == (3, 1, 8, 8) and torch.isfinite(v).all() for v in out.values())
+    again = imf.sample_many(models, config, sde, 3, seed=1)
+    assert all(torch.equal(out[k], again[k]) for k in out)
+    with pytest.raises(TypeError, match="models"):
+        imf.sample_many([nets[0]], config, sde, 3)
+
+
+def _row(seed, n, bpd, share, n_samples=100):
+    return imf.ImageFusionRow(seed=seed, n=n, lam={}, control_lam={}, bpd=bpd, share=share, n_samples=n_samples,
+                              aux_share=(), bound={}, finetune=None, seconds_fit={}, examples={})
+
+
+def test_paired_gap_and_share_estimate():
+    a, b = np.array([1.0, 2.0, 3.0, 6.0]), np.array([0.5, 1.5, 2.0, 5.0])
+    one = [_row(0, 16, {"a": a, "b": b}, {"a": 0.6})]
+    d = a - b
+    assert imf.paired_gap(one, 16, "a", "b") == pytest.approx((d.mean(), d.std(ddof=1) / 2))
+    # a second seed adds the spread of the per-seed means (here 0.75 and 0.25: sd 0.354, se 0.25)
+    two = one + [_row(1, 16, {"a": a, "b": a - 0.25}, {"a": 0.5})]
+    mean, se = imf.paired_gap(two, 16, "a", "b")
+    per_image = (d + 0.25) / 2
+    assert mean == pytest.approx(0.5) and se == pytest.approx(math.hypot(per_image.std(ddof=1) / 2, 0.25))
+    assert imf.share_estimate(one, 16, "a") == pytest.approx((0.6, math.sqrt(0.24 / 100)))
+    p, se = imf.share_estimate(two, 16, "a")
+    assert p == pytest.approx(0.55) and se == pytest.approx(math.sqrt(0.55 * 0.45 / 200 + 0.05**2))
+    with pytest.raises(ValueError, match="n"):
+        imf.paired_gap(one, 32, "a", "b")
