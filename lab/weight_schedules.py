@@ -59,6 +59,14 @@ EPS = 1e-3
 RAW_BOX = (-25.0, 25.0)
 """Raw-coordinate interval of the 1-D preset's quadratures and histograms (the densities vanish outside)."""
 
+GAUSSIAN_SIZES = {"fast": {"n_fit": 2048, "n_bound": 5000}, "full": {"n_fit": 8192, "n_bound": 20000}}
+"""Target samples of the fits and of the library's bound estimate, Gaussian problems (chapter 04 and its claim)."""
+
+PRESET_SIZES = {"fast": {"n_fit": 2048, "n_bound": 5000, "n_samples": 4000, "n_steps": 200, "n_nodes": 32},
+                "full": {"n_fit": 8192, "n_bound": 20000, "n_samples": 20000, "n_steps": 500, "n_nodes": 32}}
+"""Target samples of the fits and of the bound, samples per model, Euler-Maruyama steps and time nodes of the
+bound, 1-D preset (chapter 04 and its claim)."""
+
 
 def four_fits(aux, x, sde, seed, bins=8):
     r"""The four weight fits of :data:`FITS` on target samples ``x``.

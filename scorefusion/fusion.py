@@ -411,8 +411,9 @@ def _importance_times(sde, weighting, t0, t1, n, generator):
     if not float(mass.sum()) > 0:
         raise ValueError(f"weighting is zero on all of t_range=({t0:g}, {t1:g})")
     cdf = torch.cumsum(mass / mass.sum(), 0)
-    u = (torch.randperm(n, generator=generator).to(torch.float64)
-         + torch.rand(n, generator=generator, dtype=torch.float64)) / n
+    device = generator.device if generator is not None else None  # drawn where the generator lives
+    u = (torch.randperm(n, generator=generator, device=device).to(torch.float64)
+         + torch.rand(n, generator=generator, dtype=torch.float64, device=device)).cpu() / n
     cell = torch.searchsorted(cdf, u).clamp(max=IMPORTANCE_CELLS - 1)
     prob = mass[cell] / mass.sum()
     below = cdf[cell] - prob

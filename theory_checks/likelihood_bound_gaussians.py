@@ -1,6 +1,6 @@
 """Fits of lam that minimise the likelihood bound give samplers closer to the target: exact Gaussian outputs."""
 
-from lab.weight_schedules import gaussian_rows
+from lab.weight_schedules import GAUSSIAN_SIZES, gaussian_rows
 from scorefusion import VPSDE
 
 from . import Claim, Result
@@ -10,7 +10,7 @@ PAIRS = ("1-D pair, target p_lam*", "2-D pair, target p_lam*")
 
 
 def run(fast=True):
-    rows = gaussian_rows(VPSDE(), n_fit=2048 if fast else 8192)
+    rows = gaussian_rows(VPSDE(), n_fit=GAUSSIAN_SIZES["fast" if fast else "full"]["n_fit"])
     by_case = {}
     for row in rows:
         by_case.setdefault(row.case, {})[row.fit] = row

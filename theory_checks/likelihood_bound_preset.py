@@ -1,17 +1,13 @@
 """On the paper's 1-D preset, fits of lam over all times beat the small-time fits in the sampler's W1 and left-mode mass."""
 
-from lab.weight_schedules import preset_rows
+from lab.weight_schedules import PRESET_SIZES, preset_rows
 from scorefusion import VPSDE
 
 from . import Claim, Result
 
-SIZES = {"fast": {"n_fit": 2048, "n_bound": 5000, "n_samples": 4000, "n_steps": 200, "n_nodes": 16},
-         "full": {"n_fit": 8192, "n_bound": 20000, "n_samples": 20000, "n_steps": 500, "n_nodes": 32}}
-"""Target samples of the fits and of the bound, samples per model, Euler-Maruyama steps, time nodes of the bound."""
-
 
 def run(fast=True):
-    sizes = SIZES["fast" if fast else "full"]
+    sizes = PRESET_SIZES["fast" if fast else "full"]
     details, w1_ratios, left_ratios, bound_ok = {}, [], [], True
     for geometry in ("raw", "standardized"):
         rows = {r.fit: r for r in preset_rows(VPSDE(), geometry, **sizes)}
