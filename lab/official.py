@@ -99,7 +99,7 @@ OFFICIAL = (
     OfficialNumber("sampler.steps", 1000, "src/samplers.py", "line 10 (num_steps), line 45 (eps = 1e-3)",
                    "Euler-Maruyama steps of every sample, down to t = 1e-3"),
     OfficialNumber("emnist.fit_t_range", (1e-5, 1.0), _NB_EMNIST, "cell 13, lines 29 and 40",
-                   "the EMNIST weight fit uses loss_fn (all times) for training and validation, although the cell's "
+                   "the EMNIST weight fit uses loss_fn (all times) for training and validation, although the "
                    "notebook imports fusion_loss_fn (cell 4)"),
     OfficialNumber("emnist.sgd", (0.1, 0.9, 128, 128), _NB_EMNIST, "cell 13, lines 21-23; cell 6 (batch 2**7)",
                    "SGD of the EMNIST weight fit: learning rate, momentum, epochs, batch"),

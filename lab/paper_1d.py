@@ -283,7 +283,7 @@ def density_distances(dist, preset):
     p = preset.target.log_prob(xs).exp().numpy()
     q = dist.log_prob(xs).exp().numpy()
     w1 = preset.scale * wasserstein_distance(xs[:, 0].numpy(), xs[:, 0].numpy(), p, q)
-    return float(w1), tv_distance(preset.target, dist, n_grid=20001)
+    return float(w1), float(tv_distance(preset.target, dist, n_grid=20001))
 
 
 @dataclass
