@@ -72,5 +72,7 @@ def test_tables_have_every_fit_and_the_oracle():
     assert [r.fit for r in preset] == [*ws.FITS, "oracle"] and preset[-1].lam is None
     assert all(0.0 <= r.left <= 1.0 and r.w1 > 0 and 0.0 <= r.tv <= 1.0 for r in preset)
     assert "lam_1(t)" in ws.describe(preset[3].lam) and ws.describe(preset[0].lam).startswith("lam = (")
+    again = ws.preset_rows(sf.VPSDE(), "standardized", n_fit=256, n_bound=256, n_samples=300, n_steps=20, n_nodes=8)
+    assert again is preset  # memoised: chapter 04's claims table reuses its section's runs
     with pytest.raises(ValueError, match="geometry"):
         ws.preset_rows(VP, "log", n_fit=8, n_bound=8, n_samples=8, n_steps=2)

@@ -10,7 +10,7 @@ PAIRS = ("1-D pair, target p_lam*", "2-D pair, target p_lam*")
 
 
 def run(fast=True):
-    rows = gaussian_rows(VPSDE(), n_fit=GAUSSIAN_SIZES["fast" if fast else "full"]["n_fit"])
+    rows = gaussian_rows(VPSDE(), with_ode=True, **GAUSSIAN_SIZES["fast" if fast else "full"])
     by_case = {}
     for row in rows:
         by_case.setdefault(row.case, {})[row.fit] = row
@@ -32,9 +32,11 @@ def run(fast=True):
                                                                                           bd["d"] < kl["c"]),
         })
     measured = max(claimed)
+    library = max(abs(r.bound_mc / r.bound - 1) for r in rows)  # bound_data_term on target samples
+    details["largest |library estimate / exact bound - 1|"] = library
     details["largest KL_sde / bound over fits (Thm. 1: <= 1)"] = below_bound
     details["largest bound_d/bound_c, bound_c/min(bound_a, bound_b)"] = bound_order
-    passed = measured < 1.0 and bound_order <= 1.0 and below_bound <= 1.0 + 1e-6
+    passed = measured < 1.0 and bound_order <= 1.0 and below_bound <= 1.0 + 1e-6 and library < (0.15 if fast else 0.02)
     return Result(measured, 1.0, passed, details)
 
 
@@ -46,9 +48,9 @@ CLAIM = Claim(
               "likelihood-weighted ISM, (d) lam(t) on 8 bins. The bound KL(p_T||prior) + 1/2 int g^2 "
               "E|s_lam - grad log p_t|^2 dt, computed exactly, lies above the exact KL of the reverse SDE's "
               "output for every fit (to 1e-6) and is ordered d <= c <= min(a, b) (the fits minimise estimates "
-              "of it). The KL follows: KL_c < min(KL_a, KL_b) on all three problems and KL_d < KL_c on the two "
+              "of it); the library's bound_data_term on 5000 (20000) fresh samples matches it within 15% (2%). The KL follows: KL_c < min(KL_a, KL_b) on all three problems and KL_d < KL_c on the two "
               "pairs; measured = the largest of these ratios, < 1. On the three-auxiliary problem the order of "
-              "c and d is reported, not claimed: their bounds exceed their KLs 4 to 40 fold, so the bound does "
+              "c and d is reported, not claimed: their bounds exceed their KLs more than ten-fold, so the bound does "
               "not order KLs that small (with other fit seeds KL_d exceeded KL_c there).",
     reference="Song, Durkan, Murray, Ermon 2021, Thm. 1; ScoreFusion Sec. 4 (fitting lam at small t)",
     chapter="04_sampling_the_barycenter",
