@@ -135,3 +135,13 @@ def check_shape(shape, name="shape", min_len=2):
         raise ValueError(f"{name} must be a tuple (n, ...) of positive ints with at least {min_len} entries, "
                          f"got {shape}")
     return shape
+
+
+def check_fits(score, x, sde, name="x", score_name="score"):
+    """Evaluate ``score`` once on the first point of ``x`` at ``t = sde.T``; an error it raises there is
+    reported as a mismatch between the argument ``name`` and ``score_name`` (e.g. data of the wrong shape)."""
+    with torch.no_grad():
+        try:
+            score(x[:1], torch.full((1,), float(sde.T), dtype=x.dtype, device=x.device))
+        except (ValueError, TypeError) as err:
+            raise type(err)(f"{name} of shape {tuple(x.shape)} does not fit {score_name}: {err}") from None

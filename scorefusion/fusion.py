@@ -39,7 +39,7 @@ import torch
 from scipy.optimize import minimize, minimize_scalar
 from tqdm.auto import tqdm
 
-from ._checks import check_batch, check_generator, check_positive_int, check_sde, check_time
+from ._checks import check_batch, check_fits, check_generator, check_positive_int, check_sde, check_time
 from .barycenter import GeometricMixture
 from .divergence import EXACT_DIVERGENCE_MAX_DIM, divergence, draw_probes
 from .losses import perturb, sample_times
@@ -164,6 +164,8 @@ def dsm_quadratic(aux, x0, sde, t=None, t_range=PAPER_T_RANGE, n_draws=1, genera
     fused = _as_fused(aux)
     x0 = check_batch(x0)
     check_sde(sde)
+    for i, score in enumerate(fused.aux):
+        check_fits(score, x0, sde, "x0", f"aux[{i}]")
     check_generator(generator)
     check_positive_int(n_draws, "n_draws")
     data = x0.repeat_interleave(n_draws, dim=0) if n_draws > 1 else x0
@@ -284,6 +286,8 @@ def ism_quadratic(aux, x0, sde, t=ISM_TIME, n_probes="auto", generator=None, bat
     fused = _as_fused(aux)
     x0 = check_batch(x0)
     check_sde(sde)
+    for i, score in enumerate(fused.aux):
+        check_fits(score, x0, sde, "x0", f"aux[{i}]")
     check_generator(generator)
     if torch.is_tensor(t) and t.numel() != 1:
         raise ValueError(f"t must be one time (a number), got a tensor of shape {tuple(t.shape)}")
@@ -577,8 +581,10 @@ def minimize_quadratic_on_simplex(G, b):
     if b.ndim != 1 or b.shape[0] == 0:
         raise ValueError(f"b must have shape (K,) with K >= 1, got {b.shape}")
     k = b.shape[0]
+    if G.ndim != 2 or G.shape[0] != G.shape[1]:
+        raise ValueError(f"G must be a square (K, K) matrix, got shape {G.shape}")
     if G.shape != (k, k):
-        raise ValueError(f"G must have shape ({k}, {k}), got {G.shape}")
+        raise ValueError(f"b must have one entry per row of G ({G.shape[0]}), got shape {b.shape}")
     if not (np.isfinite(G).all() and np.isfinite(b).all()):
         raise ValueError("G and b must be finite (NaN or infinite entries: were the scores finite?)")
     G = 0.5 * (G + G.T)
@@ -750,6 +756,8 @@ def fit_weights(aux, x0, sde, method="ism", t=None, t_range=None, n_probes="auto
     fused = _as_fused(aux)
     x0 = check_batch(x0)
     check_sde(sde)
+    for i, score in enumerate(fused.aux):
+        check_fits(score, x0, sde, "x0", f"aux[{i}]")
     check_generator(generator)
     start = time.perf_counter()
     if weighting is not None:

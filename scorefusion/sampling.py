@@ -530,16 +530,16 @@ def bits_per_dim(score, x0, sde, n_levels=None, data_range=(0.0, 1.0), generator
     check_generator(generator)
     dim = x0[0].numel()
     offset = 0.0
+    try:
+        low, high = (float(v) for v in data_range)
+    except (TypeError, ValueError):
+        raise ValueError(f"data_range must be a pair (low, high), got {data_range!r}") from None
+    if not high > low:
+        raise ValueError(f"data_range must satisfy low < high, got {data_range!r}")
     if n_levels is not None:
         check_positive_int(n_levels, "n_levels")
         if n_levels < 2:
             raise ValueError(f"n_levels must be at least 2, got {n_levels}")
-        try:
-            low, high = (float(v) for v in data_range)
-        except (TypeError, ValueError):
-            raise ValueError(f"data_range must be a pair (low, high), got {data_range!r}") from None
-        if not high > low:
-            raise ValueError(f"data_range must satisfy low < high, got {data_range!r}")
         width = (high - low) / (n_levels - 1)
         levels = (x0.double() - low) / width
         if (levels < -1e-6).any() or (levels > n_levels - 1 + 1e-6).any():

@@ -8,6 +8,8 @@ timeout, so an input that makes a solver loop fails instead of hanging the run.
 
 import math
 
+import numpy as np
+
 import pytest
 import torch
 from diffusers import DDPMScheduler
@@ -236,3 +238,18 @@ def test_the_table_is_large_and_its_ids_unique():
 @pytest.mark.parametrize("t", [0.5, torch.tensor(0.5), torch.tensor([0.1, 1.0]), 1])
 def test_check_time_accepts_numbers_and_0d_1d_tensors(t):
     assert check_time(t, 1.0) is t
+
+
+# -- found by an independent probe after the tables were written ----------------------------------
+@pytest.mark.timeout(20)
+@pytest.mark.parametrize("call, error, argument", [
+    (lambda: sf.fit_weights(AUX, X0[:, :, None], VE), ValueError, "x0"),
+    (lambda: minimize_quadratic_on_simplex(np.eye(2), np.ones(3)), ValueError, "b"),
+    (lambda: minimize_quadratic_on_simplex(np.ones((2, 3)), np.ones(2)), ValueError, "G"),
+    (lambda: sampling.bits_per_dim(AUX[0], X0.clamp(0, 1), VE, data_range=(1.0, 0.0)), ValueError, "data_range"),
+    (lambda: VE.prior_sample("a"), TypeError, "shape"),
+], ids=["x0 does not fit aux", "b length", "G not square", "data_range reversed", "prior shape str"])
+def test_probe_findings(call, error, argument):
+    with pytest.raises(error) as info:
+        call()
+    assert names_argument(str(info.value), argument)

@@ -103,8 +103,10 @@ def test_simplex_solver_is_fast_at_k_64():
 def test_simplex_solver_refuses_bad_inputs():
     with pytest.raises(ValueError, match="b must"):
         minimize_quadratic_on_simplex(np.zeros((0, 0)), np.zeros(0))
-    with pytest.raises(ValueError, match="G must"):
+    with pytest.raises(ValueError, match="b must have one entry per row of G"):
         minimize_quadratic_on_simplex(np.eye(3), np.zeros(2))
+    with pytest.raises(ValueError, match="G must be a square"):
+        minimize_quadratic_on_simplex(np.ones((2, 3)), np.zeros(2))
     with pytest.raises(ValueError, match="finite"):
         minimize_quadratic_on_simplex(np.full((10, 10), np.inf), np.zeros(10))
 
