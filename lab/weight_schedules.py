@@ -171,7 +171,7 @@ def gaussian_bound(sde, dists, lam, target, nodes_per_panel=16):
             D, delta = A - A_star, c - c_star
             gap = np.trace(D @ p_t.cov.numpy() @ D.T) + np.sum((D @ p_t.mean.numpy() - delta) ** 2)
             total += 0.5 * (hi - lo) * wi * t * 0.5 * gf.drift_coefficients(sde, t)[1] * gap
-    return prior_term(target, sde) + total
+    return prior_term(target, sde) + float(total)
 
 
 def gaussian_output(sde, dists, lam, kind="sde"):
