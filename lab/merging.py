@@ -96,6 +96,9 @@ class Merge2DConfig:
     finetune_epochs : int
         Epochs of the rooted pipeline's fine-tuning over all ``K n`` generated samples; the
         baselines get as many steps as rooting and fine-tuning together (:func:`step_budget`).
+    short_budget : (int, int)
+        ``(rooting_epochs, finetune_epochs)`` of a second, shorter equal budget at which the
+        fine-tuned merges are also trained (W1 only), to see how the ranking depends on the budget.
     batch_size : int
     source_lr, lr : float
         Adam learning rates of the sources and of every later training.
@@ -115,6 +118,7 @@ class Merge2DConfig:
     source_epochs: int = 100
     rooting_epochs: int = 30
     finetune_epochs: int = 20
+    short_budget: tuple = (6, 4)
     batch_size: int = 256
     source_lr: float = 2e-3
     lr: float = 1e-3
@@ -129,8 +133,13 @@ class Merge2DConfig:
     @classmethod
     def fast(cls):
         """The reduced run of CI (``SCOREFUSION_FAST=1``): half the data, a third of the steps."""
-        return cls(n=2048, source_epochs=60, rooting_epochs=12, finetune_epochs=8, sampler_steps=100,
-                   n_eval=600, n_tv=200, n_fit=512)
+        return cls(n=2048, source_epochs=60, rooting_epochs=12, finetune_epochs=8, short_budget=(3, 2),
+                   sampler_steps=100, n_eval=600, n_tv=200, n_fit=512)
+
+    def shortened(self):
+        """The same configuration with the rooting and fine-tuning epochs of ``short_budget``."""
+        rooting, finetune = self.short_budget
+        return dataclasses.replace(self, rooting_epochs=rooting, finetune_epochs=finetune)
 
 
 @dataclass(frozen=True)
@@ -389,11 +398,30 @@ class DomainEval:
     tv_se: float
 
 
+def domain_w1(score, domain, config, sde, seed, k):
+    r"""Samples of one model of domain ``k`` and their Wasserstein-1 to as many fresh samples of the domain.
+
+    .. math:: W_1\big(\hat p_\theta^{(n)},\ \hat p_k^{(n)}\big), \qquad n = n_\mathrm{eval}
+
+    Euler-Maruyama samples of ``score`` and the reference sample depend only on ``(seed, k)``: every
+    model of one seed and domain is evaluated on common random numbers (paired).
+
+    Returns
+    -------
+    (tensor (n_eval, 2), float)
+    """
+    with torch.no_grad():
+        x = sampling.euler_maruyama(score, sde, shape=(config.n_eval, 2), n_steps=config.sampler_steps,
+                                    generator=_generator("merge2d", "eval-samples", seed, k))
+    ref = domain.sample(config.n_eval, generator=_generator("merge2d", "eval-reference", seed, k))
+    return x, sf.w1_distance(x, ref)
+
+
 def evaluate_domain(score, domain, config, sde, seed, k):
     r"""Samples, Wasserstein-1 and likelihood TV of one model of domain ``k``.
 
     W1 between ``n_eval`` Euler-Maruyama samples of ``score`` and as many fresh samples of the
-    domain (:func:`scorefusion.w1_distance`, exact transport); TV from the model's
+    domain (:func:`domain_w1`: :func:`scorefusion.w1_distance`, exact transport); TV from the model's
     probability-flow likelihood at ``n_tv`` domain points (:func:`lab.dimension_free.diffusion_tv`),
 
     .. math:: \mathrm{TV}(p_k, p_\theta) = \mathbb E_{y \sim p_k}\big[(1 - p_\theta(y)/p_k(y))_+\big].
@@ -414,13 +442,10 @@ def evaluate_domain(score, domain, config, sde, seed, k):
     -------
     DomainEval
     """
-    with torch.no_grad():
-        x = sampling.euler_maruyama(score, sde, shape=(config.n_eval, 2), n_steps=config.sampler_steps,
-                                    generator=_generator("merge2d", "eval-samples", seed, k))
-    ref = domain.sample(config.n_eval, generator=_generator("merge2d", "eval-reference", seed, k))
+    x, w1 = domain_w1(score, domain, config, sde, seed, k)
     tv, tv_se = diffusion_tv(score, domain, sde, n_eval=config.n_tv, seed=seed_for("merge2d", "eval-tv", seed, k),
                              rtol=1e-3, atol=1e-3)
-    return DomainEval(x, sf.w1_distance(x, ref), tv, tv_se)
+    return DomainEval(x, w1, tv, tv_se)
 
 
 def w1_floor(domain, config, seed, k):
