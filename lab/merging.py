@@ -124,7 +124,7 @@ class Merge2DConfig:
     lr: float = 1e-3
     sampler_steps: int = 300
     n_eval: int = 2000
-    n_tv: int = 1000
+    n_tv: int = 500
     n_fit: int = 1024
     hidden: int = 128
     depth: int = 3
