@@ -111,6 +111,18 @@ def check_time(t, T, name="t", allow_zero=False):
     return t
 
 
+def check_time_range(t_range, T, name="t_range", ends=("t0", "t1")):
+    """``t_range`` as two floats ``(lo, hi)`` with ``0 < lo < hi <= T``; ``ends`` names them in the errors."""
+    lo, hi = ends
+    try:
+        t0, t1 = (float(v) for v in t_range)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a pair ({lo}, {hi}), got {t_range!r}") from None
+    if not 0 < t0 < t1 <= T:
+        raise ValueError(f"{name} must satisfy 0 < {lo} < {hi} <= T={T}, got {t_range!r}")
+    return t0, t1
+
+
 def check_generator(generator, name="generator"):
     """Check that ``generator`` is None or a ``torch.Generator``; returns it."""
     if generator is not None and not isinstance(generator, torch.Generator):

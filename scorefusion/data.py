@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ._checks import check_positive_int
 from .distributions import GaussianMixture
 
 
@@ -155,12 +156,16 @@ def _class_counts(weights, n):
     return counts
 
 
+def _check_scale(scale):
+    if scale not in ("unit", "symmetric"):
+        raise ValueError(f"scale must be 'unit' ([0, 1]) or 'symmetric' ([-1, 1]), got {scale!r}")
+    return scale
+
+
 def _scale_pixels(images, scale, max_pixel=_MAX_PIXEL):
-    if scale == "unit":
+    if _check_scale(scale) == "unit":
         return images / max_pixel
-    if scale == "symmetric":
-        return images / (max_pixel / 2) - 1.0
-    raise ValueError(f"scale must be 'unit' ([0, 1]) or 'symmetric' ([-1, 1]), got {scale!r}")
+    return images / (max_pixel / 2) - 1.0
 
 
 def _check_classes_weights(classes, weights):
@@ -219,8 +224,6 @@ def upsample(images, size):
     -------
     Tensor of shape (n, c, size, size), same dtype
     """
-    from ._checks import check_positive_int
-
     check_positive_int(size, "size")
     if not torch.is_tensor(images) or not images.is_floating_point() or images.ndim != 4:
         raise TypeError(f"images must be a floating tensor of shape (n, c, h, w), got "
@@ -288,8 +291,6 @@ def digits(classes=(7, 9), weights=DIGITS_TARGET_WEIGHTS, n=128, split="train", 
     Digits
         ``images`` (n, 1, size, size) float32, ``labels`` (n,), ``index`` (n,).
     """
-    from ._checks import check_positive_int
-
     check_positive_int(n, "n")
     check_positive_int(size, "size")
     classes, weights = _check_classes_weights(classes, weights)
@@ -693,14 +694,11 @@ def handwriting(classes=(7, 9), weights=DIGITS_TARGET_WEIGHTS, n=128, pool="targ
         ``images`` (n, 1, h, w) float32 (28x28 for MNIST and EMNIST), ``labels`` (n,), ``index`` (n,):
         rows of :func:`load_handwriting`.
     """
-    from ._checks import check_positive_int
-
     check_positive_int(n, "n")
     classes, weights = _check_classes_weights(classes, weights)
     if pool not in HANDWRITING_POOLS:
         raise ValueError(f"pool must be one of {HANDWRITING_POOLS}, got {pool!r}")
-    if scale not in ("unit", "symmetric"):
-        raise ValueError(f"scale must be 'unit' ([0, 1]) or 'symmetric' ([-1, 1]), got {scale!r}")
+    _check_scale(scale)
     pools = handwriting_pools(classes, source)
     images, _ = load_handwriting(source)
     rows, labels = _draw({c: pools[c][pool] for c in classes}, classes, weights, n, generator)

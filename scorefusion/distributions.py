@@ -148,6 +148,13 @@ class GaussianMixture:
             scale, std = scale.expand(x.shape[0])[:, None, None], std.expand(x.shape[0])[:, None, None]
         return self._components(x.to(self.dtype), scale.to(self.dtype), std.to(self.dtype))
 
+    def _score_terms(self, x, scale, std):
+        """The score (n, d) with the posterior component probabilities (n, K), the component scores
+        (n, K, d) and the component variances it is made of (see ``_components``)."""
+        log_comp, comp_score, var = self._marginal_terms(x, scale, std)
+        resp = torch.softmax(log_comp, dim=1)
+        return (resp.unsqueeze(-1) * comp_score).sum(1), resp, comp_score, var
+
     # -- public API -------------------------------------------------------
     def log_prob(self, x, scale=1.0, std=0.0):
         r"""Log-density of :math:`\mathrm{scale}\,X + \mathrm{std}\,Z` (:math:`X \sim p`, :math:`Z \sim \mathcal N(0, I)`).
@@ -195,9 +202,7 @@ class GaussianMixture:
         -------
         Tensor of shape (n, d)
         """
-        log_comp, comp_score, _ = self._marginal_terms(x, scale, std)
-        resp = torch.softmax(log_comp, dim=1)
-        return (resp.unsqueeze(-1) * comp_score).sum(1)
+        return self._score_terms(x, scale, std)[0]
 
     def score_and_divergence(self, x, scale=1.0, std=0.0):
         r"""Score of :math:`\mathrm{scale}\,X + \mathrm{std}\,Z` and its divergence (the Laplacian of the log-density), exactly.
@@ -217,9 +222,7 @@ class GaussianMixture:
         score : Tensor of shape (n, d)
         divergence : Tensor of shape (n,)
         """
-        log_comp, comp_score, var = self._marginal_terms(x, scale, std)
-        resp = torch.softmax(log_comp, dim=1)
-        score = (resp.unsqueeze(-1) * comp_score).sum(1)
+        score, resp, comp_score, var = self._score_terms(x, scale, std)
         per_comp = (comp_score**2).sum(-1) - (1.0 / var).sum(-1)
         return score, (resp * per_comp).sum(1) - (score**2).sum(-1)
 

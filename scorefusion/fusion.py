@@ -39,10 +39,18 @@ import torch
 from scipy.optimize import minimize, minimize_scalar
 from tqdm.auto import tqdm
 
-from ._checks import check_batch, check_fits, check_generator, check_positive_int, check_sde, check_time
+from ._checks import (
+    check_batch,
+    check_fits,
+    check_generator,
+    check_positive_int,
+    check_sde,
+    check_time,
+    check_time_range,
+)
 from .barycenter import GeometricMixture
 from .divergence import EXACT_DIVERGENCE_MAX_DIM, divergence, draw_probes
-from .losses import perturb, sample_times
+from .losses import batch_times, perturb, sample_times
 from .schedule import WeightSchedule
 from .scores import FusedScore
 
@@ -107,6 +115,17 @@ def _as_fused(aux):
     return FusedScore(aux, torch.full((len(aux),), 1.0 / len(aux), dtype=torch.float64))
 
 
+def _check_inputs(aux, x0, sde, generator):
+    """The checks of every fit: ``aux`` as a FusedScore, ``x0`` a batch each auxiliary accepts, ``sde``, ``generator``."""
+    fused = _as_fused(aux)
+    x0 = check_batch(x0)
+    check_sde(sde)
+    for i, score in enumerate(fused.aux):
+        check_fits(score, x0, sde, "x0", f"aux[{i}]")
+    check_generator(generator)
+    return fused, x0
+
+
 def _check_finite_quadratic(G, b, where):
     """Name the auxiliaries whose scores (or divergences) were NaN or infinite; G, b on the host."""
     bad = [i for i in range(b.shape[0]) if not (torch.isfinite(G[i, i]) and torch.isfinite(b[i]))]
@@ -161,22 +180,11 @@ def dsm_quadratic(aux, x0, sde, t=None, t_range=PAPER_T_RANGE, n_draws=1, genera
     b : Tensor of shape (K,)
     c : Tensor, scalar
     """
-    fused = _as_fused(aux)
-    x0 = check_batch(x0)
-    check_sde(sde)
-    for i, score in enumerate(fused.aux):
-        check_fits(score, x0, sde, "x0", f"aux[{i}]")
-    check_generator(generator)
+    fused, x0 = _check_inputs(aux, x0, sde, generator)
     check_positive_int(n_draws, "n_draws")
     data = x0.repeat_interleave(n_draws, dim=0) if n_draws > 1 else x0
     n = data.shape[0]
-    if t is None:
-        t = sample_times(n, sde, t_range, generator, dtype=x0.dtype, device=x0.device)
-    else:
-        check_time(t, sde.T)
-        t = torch.as_tensor(t, dtype=x0.dtype, device=x0.device)
-        if t.shape != (n,):
-            raise ValueError(f"t must have shape ({n},), got {tuple(t.shape)}")
+    t = batch_times(t, n, sde, t_range, generator, x0)
     xt, z, std = perturb(data, sde, t, generator)
     k = len(fused.aux)
     G = torch.zeros(k, k, dtype=torch.float64, device=x0.device)  # accumulated on the data's device,
@@ -283,12 +291,7 @@ def ism_quadratic(aux, x0, sde, t=ISM_TIME, n_probes="auto", generator=None, bat
     b : Tensor of shape (K,)
     c : Tensor, scalar (zero)
     """
-    fused = _as_fused(aux)
-    x0 = check_batch(x0)
-    check_sde(sde)
-    for i, score in enumerate(fused.aux):
-        check_fits(score, x0, sde, "x0", f"aux[{i}]")
-    check_generator(generator)
+    fused, x0 = _check_inputs(aux, x0, sde, generator)
     if torch.is_tensor(t) and t.numel() != 1:
         raise ValueError(f"t must be one time (a number), got a tensor of shape {tuple(t.shape)}")
     check_time(t, sde.T)
@@ -370,13 +373,7 @@ def _time_range(t_range, sde, name="t_range"):
     """``t_range`` as two floats with ``0 < t0 < t1 <= T``; ``None`` gives ``(ALL_TIME_EPS, T)``."""
     if t_range is None:
         return ALL_TIME_EPS, sde.T
-    try:
-        t0, t1 = (float(v) for v in t_range)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a pair (t0, t1), got {t_range!r}") from None
-    if not 0 < t0 < t1 <= sde.T:
-        raise ValueError(f"{name} must satisfy 0 < t0 < t1 <= T={sde.T}, got {t_range!r}")
-    return t0, t1
+    return check_time_range(t_range, sde.T, name)
 
 
 def _log_gauss_legendre(edges, n_nodes):
@@ -753,12 +750,7 @@ def fit_weights(aux, x0, sde, method="ism", t=None, t_range=None, n_probes="auto
     """
     if method not in ("ism", "dsm", "sgd"):
         raise ValueError(f"method must be 'ism', 'dsm' or 'sgd', got {method!r}")
-    fused = _as_fused(aux)
-    x0 = check_batch(x0)
-    check_sde(sde)
-    for i, score in enumerate(fused.aux):
-        check_fits(score, x0, sde, "x0", f"aux[{i}]")
-    check_generator(generator)
+    fused, x0 = _check_inputs(aux, x0, sde, generator)
     start = time.perf_counter()
     if weighting is not None:
         _check_weighting(weighting)
@@ -884,10 +876,7 @@ def fit_weight_schedule(aux, x0, sde, bins=8, method="ism", weighting="likelihoo
     """
     if method not in ("ism", "dsm"):
         raise ValueError(f"method must be 'ism' or 'dsm', got {method!r}")
-    fused = _as_fused(aux)
-    x0 = check_batch(x0)
-    check_sde(sde)
-    check_generator(generator)
+    fused, x0 = _check_inputs(aux, x0, sde, generator)
     _check_weighting(weighting)
     check_positive_int(n_nodes, "n_nodes")
     check_positive_int(n_draws, "n_draws")

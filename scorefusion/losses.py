@@ -2,7 +2,7 @@
 
 import torch
 
-from ._checks import check_batch, check_generator, check_sde, check_time
+from ._checks import check_batch, check_generator, check_sde, check_time, check_time_range
 
 DEFAULT_T_MIN = 1e-5
 
@@ -11,17 +11,38 @@ def sample_times(n, sde, t_range=None, generator=None, dtype=torch.float64, devi
     """Times drawn uniformly from ``t_range = (t_min, t_max)``, default ``(1e-5, sde.T)``."""
     check_sde(sde)
     check_generator(generator)
-    if t_range is None:
-        t_min, t_max = DEFAULT_T_MIN, sde.T
-    else:
-        try:
-            t_min, t_max = (float(v) for v in t_range)
-        except (TypeError, ValueError):
-            raise ValueError(f"t_range must be a pair (t_min, t_max), got {t_range!r}") from None
-    if not 0 < t_min < t_max <= sde.T:
-        raise ValueError(f"t_range must satisfy 0 < t_min < t_max <= T={sde.T}, got {t_range!r}")
+    t_range = (DEFAULT_T_MIN, sde.T) if t_range is None else t_range
+    t_min, t_max = check_time_range(t_range, sde.T, ends=("t_min", "t_max"))
     u = torch.rand(n, generator=generator, dtype=dtype, device=device)
     return t_min + (t_max - t_min) * u
+
+
+def batch_times(t, n, sde, t_range, generator, like):
+    r"""One time per point of a batch of ``n``: ``t`` checked, or drawn by :func:`sample_times` when None.
+
+    .. math:: t_j \sim \mathcal U(t_{\min}, t_{\max}),\ j = 1, \dots, n \quad \text{(when ``t`` is None)}
+
+    Parameters
+    ----------
+    t : Tensor of shape (n,), or None
+        Times in (0, T].
+    n : int
+    sde : SDE
+    t_range, generator : as in :func:`sample_times` (used when ``t`` is None)
+    like : Tensor
+        The times take its dtype and device.
+
+    Returns
+    -------
+    Tensor of shape (n,)
+    """
+    if t is None:
+        return sample_times(n, sde, t_range, generator, dtype=like.dtype, device=like.device)
+    check_time(t, sde.T)
+    t = torch.as_tensor(t, dtype=like.dtype, device=like.device)
+    if t.shape != (n,):
+        raise ValueError(f"t must have shape ({n},), got {tuple(t.shape)}")
+    return t
 
 
 def perturb(x0, sde, t, generator=None, noise=None):
@@ -83,13 +104,7 @@ def dsm_loss(score, x0, sde, t=None, generator=None, t_range=None, noise=None):
     check_batch(x0)
     check_sde(sde)
     check_generator(generator)
-    if t is None:
-        t = sample_times(x0.shape[0], sde, t_range, generator, dtype=x0.dtype, device=x0.device)
-    else:
-        check_time(t, sde.T)
-        t = torch.as_tensor(t, dtype=x0.dtype, device=x0.device)
-        if t.shape != (x0.shape[0],):
-            raise ValueError(f"t must have shape ({x0.shape[0]},), got {tuple(t.shape)}")
+    t = batch_times(t, x0.shape[0], sde, t_range, generator, x0)
     xt, z, std = perturb(x0, sde, t, generator, noise)
     out = score(xt, t)
     if not torch.is_tensor(out) or out.shape != xt.shape:  # a (n,) output would broadcast to (n, n)

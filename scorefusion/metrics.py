@@ -33,6 +33,23 @@ def _check_distribution(dist, name):
     return dist
 
 
+def _check_pair(p, q):
+    """``p`` and ``q`` distributions with known densities, of one dimension."""
+    _check_distribution(p, "p")
+    _check_distribution(q, "q")
+    _check_same_dim(p, q)
+
+
+def _check_same_dim(p, q):
+    if p.dim != q.dim:
+        raise ValueError(f"p and q must have the same dimension, got {p.dim} and {q.dim}")
+
+
+def _mean_and_stderr(values):
+    """The Monte-Carlo estimate ``mean(values)`` and its standard error ``std(values) / sqrt(n)``, as floats."""
+    return float(values.mean()), float(values.std() / math.sqrt(values.shape[0]))
+
+
 def _box(dist):
     return support_box(dist.dists if isinstance(dist, GeometricMixture) else [dist])
 
@@ -69,10 +86,7 @@ def tv_distance(p, q, n_grid=None, n_samples=100_000, generator=None, return_std
     -------
     float, or (float, float) with ``return_stderr``
     """
-    _check_distribution(p, "p")
-    _check_distribution(q, "q")
-    if p.dim != q.dim:
-        raise ValueError(f"p and q must have the same dimension, got {p.dim} and {q.dim}")
+    _check_pair(p, q)
     if p.dim <= 2:
         n_grid = check_positive_int((20001 if p.dim == 1 else 801) if n_grid is None else n_grid, "n_grid")
         if n_grid < MIN_GRID:
@@ -91,8 +105,7 @@ def tv_distance(p, q, n_grid=None, n_samples=100_000, generator=None, return_std
         half = n_samples // 2
         x = torch.cat([p.sample(half, generator=generator), q.sample(n_samples - half, generator=generator)])
         lp, lq = p.log_prob(x).double(), q.log_prob(x).double()
-        ratio = torch.tanh(0.5 * (lp - lq)).abs()  # |p - q| / (p + q), computed stably
-        value, stderr = float(ratio.mean()), float(ratio.std() / math.sqrt(n_samples))
+        value, stderr = _mean_and_stderr(torch.tanh(0.5 * (lp - lq)).abs())  # |p - q| / (p + q), stably
     return (value, stderr) if return_stderr else value
 
 
@@ -128,8 +141,7 @@ def gaussian_tv(p, q, n_samples=200_000, generator=None):
     for name, dist in (("p", p), ("q", q)):
         if not isinstance(dist, Gaussian):
             raise TypeError(f"{name} must be a Gaussian, got {type(dist).__name__}")
-    if p.dim != q.dim:
-        raise ValueError(f"p and q must have the same dimension, got {p.dim} and {q.dim}")
+    _check_same_dim(p, q)
     _check_n_samples(n_samples, True)
     evals, evecs = (v.double() for v in p.cov_eigh)
     w = evecs.T / evals.sqrt()[:, None]  # S_p^{-1/2} up to a rotation, which TV ignores
@@ -141,8 +153,7 @@ def gaussian_tv(p, q, n_samples=200_000, generator=None):
     x = torch.cat([z[:half], mu + s.sqrt() * z[half:]])
     log_p = -0.5 * (x**2).sum(1)
     log_q = -0.5 * (((x - mu) ** 2) / s).sum(1) - 0.5 * torch.log(s).sum()
-    ratio = torch.tanh(0.5 * (log_p - log_q)).abs()
-    return float(ratio.mean()), float(ratio.std() / math.sqrt(n_samples))
+    return _mean_and_stderr(torch.tanh(0.5 * (log_p - log_q)).abs())
 
 
 def tv_histogram(x, q, bins=200, bounds=None):
@@ -242,13 +253,8 @@ def kl_mc(p, q, n_samples=100_000, generator=None, return_stderr=False):
     -------
     float, or (float, float) with ``return_stderr``
     """
-    _check_distribution(p, "p")
-    _check_distribution(q, "q")
-    if p.dim != q.dim:
-        raise ValueError(f"p and q must have the same dimension, got {p.dim} and {q.dim}")
+    _check_pair(p, q)
     _check_n_samples(n_samples, return_stderr)
     x = p.sample(n_samples, generator=generator)
     diff = (p.log_prob(x) - q.log_prob(x)).double()
-    if return_stderr:
-        return float(diff.mean()), float(diff.std() / math.sqrt(n_samples))
-    return float(diff.mean())
+    return _mean_and_stderr(diff) if return_stderr else float(diff.mean())

@@ -136,6 +136,15 @@ def _check_eps(eps, sde):
 # ----------------------------------------------------------------------------------------------
 
 
+def _reverse_setup(score, sde, shape, x_T, n_steps, eps, generator, dtype, device):
+    """The start of the reverse-time samplers: the score function, ``x_T``, its device and the time grid."""
+    check_positive_int(n_steps, "n_steps")
+    score_fn = _score_fn(score)
+    x, device = _start(score, sde, shape, x_T, generator, dtype, device)
+    _check_eps(eps, sde)
+    return score_fn, x, device, time_grid(sde, n_steps, eps)
+
+
 def _reverse_step(score_fn, sde, x, t, dt, generator):
     r"""One Euler-Maruyama step of the reverse SDE from t to t - dt; returns (x, mean).
 
@@ -222,11 +231,7 @@ def euler_maruyama(score, sde, shape=None, n_steps=500, eps=1e-3, generator=None
     Tensor of shape (n, ...)
         Samples, approximately from :math:`p_\varepsilon \approx p_0`.
     """
-    check_positive_int(n_steps, "n_steps")
-    score_fn = _score_fn(score)
-    x, device = _start(score, sde, shape, x_T, generator, dtype, device)
-    _check_eps(eps, sde)
-    times = time_grid(sde, n_steps, eps)
+    score_fn, x, device, times = _reverse_setup(score, sde, shape, x_T, n_steps, eps, generator, dtype, device)
     mean = x
     with torch.no_grad():
         for k in tqdm(range(n_steps), disable=not progress, desc="Euler-Maruyama"):
@@ -269,15 +274,11 @@ def predictor_corrector(score, sde, shape=None, n_steps=500, snr=0.16, n_correct
     -------
     Tensor of shape (n, ...)
     """
-    check_positive_int(n_steps, "n_steps")
     if not (isinstance(snr, (int, float)) and not isinstance(snr, bool) and snr > 0 and math.isfinite(snr)):
         raise ValueError(f"snr must be a positive number, got {snr!r}")
     if isinstance(n_corrector, bool) or not isinstance(n_corrector, int) or n_corrector < 0:
         raise ValueError(f"n_corrector must be a non-negative int, got {n_corrector!r}")
-    score_fn = _score_fn(score)
-    x, device = _start(score, sde, shape, x_T, generator, dtype, device)
-    _check_eps(eps, sde)
-    times = time_grid(sde, n_steps, eps)
+    score_fn, x, device, times = _reverse_setup(score, sde, shape, x_T, n_steps, eps, generator, dtype, device)
     mean = x
     with torch.no_grad():
         for k in tqdm(range(n_steps), disable=not progress, desc="predictor-corrector"):

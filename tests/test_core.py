@@ -8,12 +8,12 @@ import scipy.stats as st
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as hs
+from toy_nets import TinyScore
 
 import scorefusion as sf
 from lab.gaussians import random_gaussians
 from scorefusion.barycenter import GeometricMixture, _gaussian_product, kl_barycenter
 from scorefusion.data import paper_1d
-from scorefusion.fusion import minimize_quadratic_on_simplex
 from scorefusion.sde import time_grid
 
 
@@ -199,17 +199,6 @@ def test_fused_score_one_hot_and_linearity():
     assert torch.allclose(mid, 0.25 * aux[0](x, t) + 0.75 * aux[1](x, t))
 
 
-class TinyScore(torch.nn.Module):
-    """A linear time-scaled score network: modules of one architecture for FusedScore."""
-
-    def __init__(self):
-        super().__init__()
-        self.lin = torch.nn.Linear(2, 2)
-
-    def forward(self, x, t):
-        return self.lin(x) * t[:, None]
-
-
 def test_fused_score_batches_same_architecture_modules():
     torch.manual_seed(0)
     nets = [TinyScore() for _ in range(4)]
@@ -222,21 +211,6 @@ def test_fused_score_batches_same_architecture_modules():
 
 
 # -- fusion -------------------------------------------------------------------
-
-def test_simplex_solver_kkt_and_vertex_solutions():
-    rng = np.random.default_rng(0)
-    for k in (2, 3, 5, 8):
-        a = rng.normal(size=(20, k))
-        G, b = a.T @ a, rng.normal(size=k) * 5
-        lam, residual = minimize_quadratic_on_simplex(G, b)
-        assert residual < 1e-9 and abs(lam.sum() - 1) < 1e-12 and (lam >= 0).all()
-        # no feasible point does better (random search on the simplex)
-        trials = rng.dirichlet(np.ones(k), size=2000)
-        values = np.einsum("ni,ij,nj->n", trials, G, trials) - 2 * trials @ b
-        assert lam @ G @ lam - 2 * b @ lam <= values.min() + 1e-9
-    lam, _ = minimize_quadratic_on_simplex(np.eye(2), np.array([10.0, -10.0]))
-    assert np.allclose(lam, [1.0, 0.0])
-
 
 def test_fit_weights_methods_and_determinism():
     sde, preset = sf.VESDE(), paper_1d()
@@ -346,25 +320,6 @@ def test_w1_and_kl():
     p, q = sf.Gaussian([0.0], [[1.0]]), sf.Gaussian([1.0], [[4.0]])
     value, stderr = sf.kl_mc(p, q, generator=gen(22), return_stderr=True)
     assert abs(value - sf.kl_gaussian(p, q).item()) < 4 * stderr
-
-
-def test_cache_hit_miss_and_config_change(tmp_path, monkeypatch):
-    from scorefusion.cache import cached_model
-
-    monkeypatch.setenv("SCOREFUSION_CACHE", str(tmp_path))
-    calls = []
-
-    def train(model):
-        calls.append(1)
-        with torch.no_grad():
-            model.weight.fill_(len(calls))
-        return model
-
-    a = cached_model("lin", {"seed": 0}, lambda: torch.nn.Linear(2, 2), train)
-    b = cached_model("lin", {"seed": 0}, lambda: torch.nn.Linear(2, 2), train)
-    c = cached_model("lin", {"seed": 1}, lambda: torch.nn.Linear(2, 2), train)
-    assert len(calls) == 2 and torch.equal(a.weight, b.weight) and not torch.equal(a.weight, c.weight)
-    assert not list(tmp_path.glob("*.tmp"))
 
 
 def test_fused_score_vectorizes_only_where_asked():

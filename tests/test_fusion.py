@@ -10,6 +10,7 @@ import torch
 from scipy.integrate import quad
 from scipy.optimize import minimize
 from scipy.stats import norm
+from toy_nets import TinyScore
 
 import scorefusion as sf
 from lab import gaussian_flows as gf
@@ -83,6 +84,11 @@ def test_active_set_on_singular_problems():
     same = np.ones((12, 12))  # twelve identical models: every weight vector is optimal
     lam, residual = minimize_quadratic_on_simplex(same, np.ones(12))
     assert residual <= 1e-9 and abs(lam.sum() - 1) < 1e-12
+
+
+def test_simplex_solver_returns_the_vertex_the_linear_term_points_to():
+    lam, residual = minimize_quadratic_on_simplex(np.eye(2), np.array([10.0, -10.0]))
+    assert np.allclose(lam, [1.0, 0.0]) and residual <= 1e-9
 
 
 def test_simplex_solver_is_fast_at_k_64():
@@ -264,15 +270,6 @@ def test_fused_score_with_a_schedule_matches_the_constant_weights_of_each_bin():
     assert fused.lam is None and fused.schedule is schedule
     callable_lam = sf.FusedScore(PAIR_AUX, lambda tt: torch.stack([tt, 1 - tt], 1))
     assert torch.allclose(callable_lam(x, t), sum(w * s(x, t) for w, s in zip((t[:, None], 1 - t[:, None]), PAIR_AUX)))
-
-
-class TinyScore(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.lin = torch.nn.Linear(2, 2)
-
-    def forward(self, x, t):
-        return self.lin(x) * t[:, None]
 
 
 def test_schedule_on_the_vmap_path_and_through_a_sampler():

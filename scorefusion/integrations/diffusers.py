@@ -101,6 +101,13 @@ def _check_prediction_type(prediction_type, name="prediction_type"):
     return prediction_type
 
 
+def _check_conversion(value, name, x, prediction_type):
+    """The checks of :func:`to_epsilon` and :func:`from_epsilon`: a known parametrisation, ``value`` shaped like ``x``."""
+    _check_prediction_type(prediction_type)
+    if value.shape != x.shape:
+        raise ValueError(f"{name} and x must have one shape, got {tuple(value.shape)} and {tuple(x.shape)}")
+
+
 def _per_sample(value, x):
     """Broadcast a scalar or a per-sample tensor of shape (n,) against x of shape (n, ...)."""
     value = torch.as_tensor(value, dtype=x.dtype, device=x.device)
@@ -182,9 +189,7 @@ def to_epsilon(output, x, scale, std, prediction_type):
     -------
     Tensor of shape (n, *event_shape)
     """
-    _check_prediction_type(prediction_type)
-    if output.shape != x.shape:
-        raise ValueError(f"output and x must have one shape, got {tuple(output.shape)} and {tuple(x.shape)}")
+    _check_conversion(output, "output", x, prediction_type)
     a, s = _per_sample(scale, x), _per_sample(std, x)
     if prediction_type == "epsilon":
         return output
@@ -213,9 +218,7 @@ def from_epsilon(eps, x, scale, std, prediction_type):
     -------
     Tensor of shape (n, *event_shape)
     """
-    _check_prediction_type(prediction_type)
-    if eps.shape != x.shape:
-        raise ValueError(f"eps and x must have one shape, got {tuple(eps.shape)} and {tuple(x.shape)}")
+    _check_conversion(eps, "eps", x, prediction_type)
     if prediction_type == "epsilon":
         return eps
     a, s = _per_sample(scale, x), _per_sample(std, x)
@@ -306,12 +309,21 @@ class DDPMScheduleSDE(VPTypeSDE):
         """Smallest time at which a network can be queried: ``1 / N`` (timestep 0)."""
         return 1.0 / self.num_train_timesteps
 
-    def _piece(self, t):
-        """Index of the interpolation piece of every time and the position inside it."""
+    def _time64(self, t):
+        """``t`` as a float64 tensor, checked to lie in [0, 1]."""
+        t = torch.as_tensor(t, dtype=torch.float64)
+        check_time(t, self.T, allow_zero=True)
+        return t
+
+    def _nodes(self, t):
+        r"""For every time: :math:`\log\bar\alpha` at the nodes ``j`` and ``j + 1`` around it, and its position
+        ``f = N t - j`` between them."""
+        t = self._time64(t)
         n = self.num_train_timesteps
-        j = t.double() * n
+        j = t * n
         j0 = torch.floor(j).clamp(0, n - 1)
-        return j0.long(), j - j0
+        log_acp = self._log_acp.to(t.device)
+        return log_acp[j0.long()], log_acp[j0.long() + 1], j - j0
 
     def log_alpha_bar(self, t):
         r"""Interpolated :math:`\log\bar\alpha(t)`, float64, shaped like ``t``.
@@ -328,11 +340,7 @@ class DDPMScheduleSDE(VPTypeSDE):
         -------
         Tensor shaped like ``t``
         """
-        t = torch.as_tensor(t, dtype=torch.float64)
-        check_time(t, self.T, allow_zero=True)
-        j0, frac = self._piece(t)
-        log_acp = self._log_acp.to(t.device)
-        lo, hi = log_acp[j0], log_acp[j0 + 1]
+        lo, hi, frac = self._nodes(t)
         return lo + frac * (hi - lo)
 
     def marginal(self, t):
@@ -368,11 +376,8 @@ class DDPMScheduleSDE(VPTypeSDE):
         -------
         Tensor shaped like ``t``
         """
-        t = torch.as_tensor(t, dtype=torch.float64)
-        check_time(t, self.T, allow_zero=True)
-        j0, _ = self._piece(t)
-        log_acp = self._log_acp.to(t.device)
-        return -self.num_train_timesteps * (log_acp[j0 + 1] - log_acp[j0])
+        lo, hi, _ = self._nodes(t)
+        return -self.num_train_timesteps * (hi - lo)
 
     def timestep(self, t):
         r"""The (continuous) network timestep of time ``t``: :math:`\tau = N t - 1`, float64.
@@ -387,9 +392,7 @@ class DDPMScheduleSDE(VPTypeSDE):
         -------
         Tensor shaped like ``t``
         """
-        t = torch.as_tensor(t, dtype=torch.float64)
-        check_time(t, self.T, allow_zero=True)
-        return t * self.num_train_timesteps - 1.0
+        return self._time64(t) * self.num_train_timesteps - 1.0
 
     def time(self, timestep):
         r"""Continuous time of a network timestep: :math:`t = (\tau + 1) / N`, float64.
