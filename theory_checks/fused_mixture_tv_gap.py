@@ -55,7 +55,7 @@ CLAIM = Claim(
               "push-forward of N(0, 1) by the fused probability-flow ODE is more than 0.15 in TV farther from the "
               "exact barycenter (GeometricMixture) than the floor TV(N(0, 1), p_T), which the same sampler with an "
               "exact score reproduces within 1e-3.",
-    reference="ScoreFusion Sec. 4 (sampling with the fused score); Song et al. 2021, Eq. 13",
+    reference="ScoreFusion Sec. 4 (sampling with the fused score); Song et al. 2021b (SDEs), Eq. 13",
     chapter="04_sampling_the_barycenter",
     run=run,
 )

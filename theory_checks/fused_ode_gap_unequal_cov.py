@@ -64,7 +64,7 @@ CLAIM = Claim(
               "(KL < 1e-10); for v = (1, 4) its variance is var_T prod_i (V_i(eps)/V_i(T))^lam_i (the geometric "
               "mean, relative error < 1e-6), not the barycenter's harmonic mean, and KL((p_lam)_eps || output) "
               "> 0.05; sampling.probability_flow matches the closed-form flow map to 1e-6.",
-    reference="ScoreFusion Sec. 4 (sampling with the fused score); Song et al. 2021, Eq. 13",
+    reference="ScoreFusion Sec. 4 (sampling with the fused score); Song et al. 2021b (SDEs), Eq. 13",
     chapter="04_sampling_the_barycenter",
     run=run,
 )

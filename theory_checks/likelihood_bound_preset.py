@@ -43,7 +43,7 @@ CLAIM = Claim(
               "geometry, < 1. Between c and d, whose bounds differ by 0.4-2%, the order of the measured errors "
               "is reported, not claimed; so is the oracle (the target's exact score through the same sampler), "
               "the sampler's own error: with the fast mode's 200 steps its W1 can exceed a fit's.",
-    reference="Song, Durkan, Murray, Ermon 2021, Thm. 1; ScoreFusion Sec. 5.1 (the 1-D experiment)",
+    reference="Song, Durkan, Murray, Ermon 2021a, Thm. 1; ScoreFusion Sec. 5.1 (the 1-D experiment)",
     chapter="04_sampling_the_barycenter",
     run=run,
 )

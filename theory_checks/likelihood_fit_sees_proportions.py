@@ -36,7 +36,7 @@ CLAIM = Claim(
               "0.6/0.4 target, and of a 0.3/0.7 control, implies a first-class share within 0.04 of the "
               "target's in both cases, where the small-noise fit's is arbitrary "
               "(small_noise_blind_to_proportions).",
-    reference="Song, Durkan, Murray and Ermon (2021), Thm. 1; ScoreFusion Sec. 5.2 (EMNIST 7:9)",
+    reference="Song, Durkan, Murray and Ermon (2021a), Thm. 1; ScoreFusion Sec. 5.2 (EMNIST 7:9)",
     chapter="06_image_fusion_digits",
     run=run,
 )

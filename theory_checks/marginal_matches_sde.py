@@ -63,7 +63,7 @@ CLAIM = Claim(
     statement="For the VE (sigma = 25) and VP SDEs, an Euler-Maruyama Monte Carlo of the forward SDE from x0 = 2 "
               "(its drift and diffusion only, at each step's midpoint time) has the mean scale(t) x0 and the standard deviation std(t) of "
               "sde.marginal at t = 0.01T, 0.1T, 0.5T and T (largest standardised error < 5; measured).",
-    reference="Song et al. 2021, Eqs. 29-33 (transition kernels of the VE and VP SDEs)",
+    reference="Song et al. 2021b (SDEs), Eqs. 29-33 (transition kernels of the VE and VP SDEs)",
     chapter="03_fusion_by_score_matching",
     run=run,
 )

@@ -42,7 +42,7 @@ CLAIM = Claim(
     statement="Monte Carlo of scale_t x0 + std_t z matches noised(sde, t) in mean and variance "
               "(max standardised error < 5, VE and VP, three times) and AnalyticScore equals autograd of "
               "the noised log-density (error < 1e-10).",
-    reference="Song et al. 2021, transition kernels; ScoreFusion Sec. 2",
+    reference="Song et al. 2021b (SDEs), transition kernels; ScoreFusion Sec. 2",
     chapter="03_fusion_by_score_matching",
     run=run,
 )
