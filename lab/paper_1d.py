@@ -5,11 +5,15 @@ recipe against a network trained from scratch on the target samples and
 against each auxiliary alone, in Wasserstein-1 and TV to the target, in the
 official code's geometry (every data set standardised by its own moments) and
 in the paper's raw coordinates; the misspecification floor of each geometry by
-quadrature and the fused exact scores as sampled. Chapter 03 and the claims
-``dsm_tiny_t_variance`` and ``official_geometry_low_data`` call the same functions.
+quadrature and the fused exact scores as sampled; the four fits of :math:`\lambda` of
+:mod:`lab.weight_schedules` with the trained networks, against the likelihood bound's data term and the
+oracle (:func:`four_fits_networks`). Chapter 03 and the claims ``dsm_tiny_t_variance`` and
+``official_geometry_low_data`` call the same functions.
 """
 
+import dataclasses
 import functools
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,6 +31,7 @@ from scorefusion.nets import ScoreMLP
 from scorefusion.seeding import seed_for
 from scorefusion.train import train_score_model
 
+from . import weight_schedules as ws
 from .official import OFFICIAL_LAM_1D
 
 
@@ -428,6 +433,39 @@ class Paper1DRow:
     scale: float
 
 
+def auxiliary_networks(config, sde, geometry, progress=False):
+    r"""The auxiliary ``ScoreMLP`` networks of the 1-D experiment, one per auxiliary mixture of the preset.
+
+    Network :math:`i` is fitted by DSM (:func:`train_mlp_score_net`) to ``config.aux_n`` samples of
+    auxiliary :math:`i`, standardised by their own sample moments in the official geometry
+    (:func:`standardize_samples`), raw otherwise; the data and the training are seeded by
+    ``config.seed`` (the training seed), and the weights are cached.
+
+    Parameters
+    ----------
+    config : Paper1DConfig
+    sde : VESDE
+    geometry : {"standardized", "raw"}
+    progress : bool
+
+    Returns
+    -------
+    list of nets.ScoreMLP
+    """
+    _check_geometry(geometry)
+    nets = []
+    for i, dist in enumerate(paper_1d().aux):
+        seed = seed_for("paper1d-aux", i, config.aux_n, config.seed)
+
+        def data(dist=dist, seed=seed):
+            x = dist.sample(config.aux_n, generator=torch.Generator().manual_seed(seed))
+            return standardize_samples(x)[0] if geometry == "standardized" else x
+
+        nets.append(train_mlp_score_net(data, 1, sde, config, config.aux_steps,
+                                        f"paper1d-{geometry}-aux{i}-n{config.aux_n}", seed, progress))
+    return nets
+
+
 def paper_1d_networks(config=None, sde=None, geometry="standardized", progress=False):
     r"""The paper's 1-D experiment: ScoreFusion of trained auxiliaries vs a network trained from scratch.
 
@@ -483,12 +521,7 @@ def paper_1d_networks(config=None, sde=None, geometry="standardized", progress=F
     def prepare(x):
         return standardize_samples(x) if standardized else (x, 0.0, 1.0)
 
-    aux_nets = []
-    for i, dist in enumerate(raw.aux):
-        seed = seed_for("paper1d-aux", i, config.aux_n, config.seed)
-        aux_nets.append(train_mlp_score_net(
-            lambda dist=dist, seed=seed: prepare(dist.sample(config.aux_n, generator=torch.Generator().manual_seed(seed)))[0],
-            1, sde, config, config.aux_steps, f"paper1d-{geometry}-aux{i}-n{config.aux_n}", seed, progress))
+    aux_nets = auxiliary_networks(config, sde, geometry, progress)
     test = raw.target.sample(config.n_test, generator=torch.Generator().manual_seed(seed_for("paper1d-test", config.seed)))
     exact_aux = [AnalyticScore(d, sde) for d in preset.aux]
     samples = {("target", 0): test}
@@ -550,6 +583,119 @@ def chapter_run(fast, geometry):
     the returned lists and dicts are shared too, so treat them as read-only.
     """
     return paper_1d_networks(chapter_config(fast), VESDE(25.0), geometry)
+
+
+FOUR_FIT_SEEDS = (0, 1)
+"""Training seeds of the auxiliary networks in :func:`chapter_four_fits` (seed 0 is section 7's run)."""
+
+
+@dataclass
+class FourFitRow:
+    r"""One fit of :math:`\lambda` (or the oracle) with the trained networks of one training seed.
+
+    Attributes
+    ----------
+    geometry : str
+    seed : int
+        The training seed of the auxiliary networks (``Paper1DConfig.seed``).
+    fit : str
+        One of ``lab.weight_schedules.FITS``, ``"exact_c"`` (the exact auxiliary scores at the weights fit (c)
+        finds with them) or ``"oracle"`` (the target's exact score, same sampler).
+    lam : Tensor, WeightSchedule or None
+    w1 : float
+        W1 (raw units) of the samples to the fresh target samples of :func:`paper_1d_networks`.
+    left, left_se : float
+        Share of the samples left of 0 (raw), the target's being 0.6, and its binomial standard error.
+    data_term : float
+        The likelihood bound's data term of the fused scores against the exact target (0 for the oracle).
+    """
+
+    geometry: str
+    seed: int
+    fit: str
+    lam: object
+    w1: float
+    left: float
+    left_se: float
+    data_term: float
+
+
+def four_fits_networks(config, sde, geometry, n, progress=False):
+    r"""The four fits of :math:`\lambda` of :mod:`lab.weight_schedules` with the trained auxiliary networks.
+
+    On the ``n`` target samples of :func:`paper_1d_networks` (the same draws, standardised by their own
+    moments in the official geometry), :math:`\lambda` is fitted with the networks of
+    :func:`auxiliary_networks` by (a) ISM at :math:`t = 10^{-4}`, (b) the paper's DSM, (c) the
+    likelihood-weighted ISM over :math:`[10^{-3}, T]`, (d) :math:`\lambda(t)` on 8 bins
+    (``lab.weight_schedules.four_fits``); each fused network, and the **oracle** (the target's exact
+    score in the preset's coordinates), is sampled by the same Euler-Maruyama run (:func:`sample_1d`, one
+    seed for all) and mapped back to raw coordinates; so are the exact auxiliary scores at the weights
+    that fit (c) finds with them on the same samples (``"exact_c"``: what (c) reaches without auxiliary
+    error). Reported per fit: W1 to the test set, the mass left
+    of 0 with its binomial standard error :math:`\sqrt{\hat p(1 - \hat p)/m}`, and the data term of the
+    likelihood bound (Song et al., 2021, Thm. 1) of the fused networks against the exact target of the
+    preset (population moments), on ``config.n_test`` fresh samples and common time nodes and draws
+    (``lab.weight_schedules.data_term``),
+
+    .. math:: \tfrac12 \int_{10^{-3}}^T g(t)^2\, \mathbb E_{p_t}\big\|\textstyle\sum_i \lambda_i(t)\,
+              s_{\theta_i}(x, t) - \nabla\log p_t(x)\big\|^2 dt .
+
+    Parameters
+    ----------
+    config : Paper1DConfig
+        Its ``seed`` is the training seed.
+    sde : VESDE
+    geometry : {"standardized", "raw"}
+    n : int
+        Target sample size.
+    progress : bool
+
+    Returns
+    -------
+    rows : list of FourFitRow
+        The fits in the order of ``FITS``, then ``"exact_c"`` and the oracle.
+    samples : dict mapping each row's fit (and ``"target"``, the test set) to Tensor of shape (m, 1), raw
+    """
+    preset = _check_geometry(geometry)
+    if isinstance(n, bool) or not isinstance(n, int) or n < 2:
+        raise ValueError(f"n must be an int >= 2, got {n!r}")
+    raw = paper_1d()
+    nets = auxiliary_networks(config, sde, geometry, progress)
+    x = raw.target.sample(n, generator=torch.Generator().manual_seed(seed_for("paper1d-target", n, config.seed)))
+    x, loc, scale = standardize_samples(x) if geometry == "standardized" else (x, 0.0, 1.0)
+    test = raw.target.sample(config.n_test, generator=torch.Generator().manual_seed(seed_for("paper1d-test", config.seed)))
+    fits = ws.four_fits(nets, x.float(), sde, seed_for("paper1d-four-fits", n, config.seed))
+    sample_seed = seed_for("paper1d-four-fits-sample", n, config.seed)
+    bound_seed = seed_for("paper1d-four-fits-bound", config.seed)
+    samples, rows, memo = {"target": test}, [], {}  # memo: equal constant weights (often a and b) run once
+    exact = [AnalyticScore(d, sde) for d in preset.aux]
+    lam_exact = fit_weights(exact, x, sde, weighting="likelihood", t_range=(ws.EPS, sde.T),
+                            generator=torch.Generator().manual_seed(seed_for("paper1d-four-fits-exact", n, config.seed))).lam
+    models = [*((fit, nets, lam) for fit, lam in fits.items()), ("exact_c", exact, lam_exact), ("oracle", None, None)]
+    for fit, scores, lam in models:
+        key = (fit == "exact_c", tuple(lam.tolist())) if torch.is_tensor(lam) else fit
+        if key not in memo and lam is None:
+            memo[key] = (preset.to_raw(sample_1d(AnalyticScore(preset.target, sde), sde, config.n_samples,
+                                                 config.sample_steps, sample_seed)), 0.0)
+        elif key not in memo:
+            memo[key] = (loc + scale * sample_1d(FusedScore(scores, lam), sde, config.n_samples, config.sample_steps,
+                                                 sample_seed),
+                         ws.data_term(scores, lam, preset.target, sde, config.n_test, bound_seed,
+                                      edges=fits["d"].edges, dtype=torch.float64 if scores is exact else torch.float32))
+        xs, value = memo[key]
+        left = float((xs < 0).double().mean())
+        samples[fit] = xs
+        rows.append(FourFitRow(geometry, config.seed, fit, lam, w1_distance(xs, test), left,
+                               math.sqrt(left * (1 - left) / xs.shape[0]), float(value)))
+    return rows, samples
+
+
+@functools.cache
+def chapter_four_fits(fast, geometry, seed):
+    """:func:`four_fits_networks` at :func:`chapter_config` sizes with training seed ``seed``, at the largest
+    target size, once per process (treat the result as read-only)."""
+    config = dataclasses.replace(chapter_config(fast), seed=seed)
+    return four_fits_networks(config, VESDE(25.0), geometry, max(config.target_ns))
 
 
 def w1_difference(x, y, test, n_boot=200, seed=0):

@@ -129,19 +129,25 @@ def as_schedule(lam, edges):
     return WeightSchedule(edges, lam.expand(len(edges) - 1, -1))
 
 
-def bound(aux, lam, target, sde, n, seed, n_nodes=32, edges=None):
-    r"""The whole bound, :math:`\mathrm{KL}(p_T\|\pi)` plus the exact data term (``bound_data_term`` with the
-    target's own score) on ``n`` fresh target samples.
+def data_term(aux, lam, target, sde, n, seed, n_nodes=32, edges=None, dtype=torch.float64):
+    r"""The bound's data term, exactly (``bound_data_term`` with the target's own score), on ``n`` fresh target
+    samples drawn with ``seed`` and cast to ``dtype`` (float32 for score networks).
+
+    .. math:: \tfrac12 \int_\varepsilon^T g(t)^2\, \mathbb E_{p_t}\|s_\lambda - \nabla\log p_t\|^2 dt
 
     With ``edges`` constant weights are passed as a schedule on them, so that every fit is
     integrated on the same time nodes with the same draws (common random numbers: the
     differences between fits are not blurred by independent Monte-Carlo noise).
     """
-    x = target.sample(n, generator=torch.Generator().manual_seed(seed))
-    data = bound_data_term(aux, lam if edges is None else as_schedule(lam, edges), x, sde, t_range=(EPS, sde.T),
+    x = target.sample(n, generator=torch.Generator().manual_seed(seed)).to(dtype)
+    return bound_data_term(aux, lam if edges is None else as_schedule(lam, edges), x, sde, t_range=(EPS, sde.T),
                            target_score=AnalyticScore(target, sde), n_nodes=n_nodes,
                            generator=torch.Generator().manual_seed(seed + 1))
-    return prior_term(target, sde) + data
+
+
+def bound(aux, lam, target, sde, n, seed, n_nodes=32, edges=None):
+    r"""The whole bound, :math:`\mathrm{KL}(p_T\|\pi)` plus :func:`data_term` (same arguments)."""
+    return prior_term(target, sde) + data_term(aux, lam, target, sde, n, seed, n_nodes, edges)
 
 
 def gaussian_bound(sde, dists, lam, target, nodes_per_panel=16):

@@ -189,3 +189,45 @@ def test_official_bits_per_dim_offset():
     assert abs(float(-log_px / math.log(2)) - float(-log_py / math.log(2)) - official.BPD_OFFSET) < 1e-12
     with pytest.raises(ValueError, match="official_bpd"):
         official.corrected_bpd(float("nan"))
+
+
+# -- the four fits of lambda with trained networks (chapter 03, section 7) -----------------------------------
+
+TINY = ex.Paper1DConfig(target_ns=(64,), aux_n=256, aux_steps=20, hidden=16, depth=2, ema=0.9, n_samples=300,
+                        sample_steps=20, n_test=400)
+
+
+def test_auxiliary_networks_are_cached_per_training_seed(monkeypatch, tmp_path):
+    """A second call loads the same weights from the cache; another training seed gives other networks."""
+    monkeypatch.setenv("SCOREFUSION_CACHE", str(tmp_path))
+    sde = sf.VESDE(25.0)
+    nets = ex.auxiliary_networks(TINY, sde, "standardized")
+    again = ex.auxiliary_networks(TINY, sde, "standardized")
+    assert len(nets) == 2 and all(torch.equal(p, q) for a, b in zip(nets, again)
+                                  for p, q in zip(a.parameters(), b.parameters()))
+    other = ex.auxiliary_networks(ex.Paper1DConfig(**{**TINY.__dict__, "seed": 1}), sde, "standardized")
+    assert not torch.equal(next(other[0].parameters()), next(nets[0].parameters()))
+    with pytest.raises(ValueError, match="geometry"):
+        ex.auxiliary_networks(TINY, sde, "log")
+
+
+def test_four_fits_networks_rows(monkeypatch, tmp_path):
+    monkeypatch.setenv("SCOREFUSION_CACHE", str(tmp_path))
+    sde = sf.VESDE(25.0)
+    rows, samples = ex.four_fits_networks(TINY, sde, "raw", 64)
+    assert [r.fit for r in rows] == ["a", "b", "c", "d", "exact_c", "oracle"]
+    assert isinstance(rows[3].lam, sf.WeightSchedule) and rows[-1].lam is None and rows[-1].data_term == 0.0
+    for r in rows:
+        x = samples[r.fit]
+        assert x.shape == (TINY.n_samples, 1) and r.geometry == "raw" and r.seed == TINY.seed
+        assert r.left == pytest.approx(float((x < 0).double().mean()))
+        assert r.left_se == pytest.approx(math.sqrt(r.left * (1 - r.left) / TINY.n_samples))
+        assert r.w1 == pytest.approx(sf.metrics.w1_distance(x, samples["target"]))
+        assert r.data_term >= 0.0
+    assert abs(float(rows[4].lam.sum()) - 1) < 1e-9 and float(rows[4].lam.min()) >= 0  # exact scores' fit (c)
+    if torch.equal(rows[0].lam, rows[1].lam):  # equal weights are sampled once
+        assert samples["a"] is samples["b"] and rows[0].data_term == rows[1].data_term
+    with pytest.raises(ValueError, match="n must"):
+        ex.four_fits_networks(TINY, sde, "raw", 1)
+    with pytest.raises(ValueError, match="geometry"):
+        ex.four_fits_networks(TINY, sde, "log", 64)

@@ -76,3 +76,14 @@ def test_tables_have_every_fit_and_the_oracle():
     assert again is preset  # memoised: chapter 04's claims table reuses its section's runs
     with pytest.raises(ValueError, match="geometry"):
         ws.preset_rows(VP, "log", n_fit=8, n_bound=8, n_samples=8, n_steps=2)
+
+
+def test_bound_is_the_prior_term_plus_the_data_term_in_either_precision():
+    aux = [sf.AnalyticScore(d, VP) for d in PAIR]
+    lam = torch.tensor([0.4, 0.6], dtype=torch.float64)
+    data = ws.data_term(aux, lam, TARGET, VP, 2000, seed=5, n_nodes=16)
+    assert ws.bound(aux, lam, TARGET, VP, 2000, seed=5, n_nodes=16) == pytest.approx(ws.prior_term(TARGET, VP) + data)
+    single = ws.data_term(aux, lam, TARGET, VP, 2000, seed=5, n_nodes=16, dtype=torch.float32)
+    # float32 samples, as score networks take: torch draws float32 noise from another stream, so the two agree
+    # within the Monte-Carlo error of 2000 samples, not to rounding
+    assert single == pytest.approx(data, rel=0.03) and data > 0
