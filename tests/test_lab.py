@@ -11,27 +11,18 @@ tests/test_lab_browser.py.
 from __future__ import annotations
 
 import json
-import secrets
-import socket
-import subprocess
 import sys
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import jupytext
 import pytest
+from lab_server import running_lab
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 import start_lab
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _get(url: str, token: str) -> tuple[int, dict]:
@@ -46,33 +37,8 @@ def server(tmp_path_factory):
     notebooks = [md for md in sorted((ROOT / "notebooks").glob("*.md"))
                  if "kernelspec" in jupytext.read(md).metadata]
     assert notebooks, "no MyST notebooks in notebooks/"
-    root = ROOT
-    token = secrets.token_hex(16)
-    port = _free_port()
-    command = start_lab.lab_command(root, port=port, extra=[
-        "--no-browser", f"--IdentityProvider.token={token}", "--ServerApp.open_browser=False"])
-    log = tmp_path_factory.mktemp("lablog") / "lab.log"
-    with open(log, "w") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 90
-        while True:
-            try:
-                _get(f"{base}/api/status", token)
-                break
-            except (urllib.error.URLError, ConnectionError, OSError):
-                if process.poll() is not None or time.time() > deadline:
-                    pytest.fail("JupyterLab did not start:\n" + log.read_text()[-4000:])
-                time.sleep(0.5)
-        yield base, token, notebooks[0], root
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with running_lab(ROOT, tmp_path_factory.mktemp("lablog") / "lab.log") as (base, token):
+        yield base, token, notebooks[0], ROOT
 
 
 def test_md_notebook_served_as_notebook(server):

@@ -40,19 +40,16 @@ import contextlib
 import json
 import os
 import re
-import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import jupytext
 import nbformat
 import pytest
+from lab_server import running_lab
 from playwright.sync_api import sync_playwright
 from test_assignments import _is_solution, _is_test, _meta, _solution_lines
 from test_browser import CHROMIUM, CHROMIUM_FLAGS
@@ -72,43 +69,6 @@ RUN_TIMEOUT_S = 240
 # MyST source that must not survive rendering: a role, a target label, a directive fence.
 RAW_MYST = re.compile(r"\{[a-z][\w:-]*\}`|^\s*\([\w:.-]+\)=\s*$|^\s*(`{3,}|:{3,})\{",
                       re.MULTILINE)
-
-
-@contextlib.contextmanager
-def _lab(root: Path, log: Path):
-    """JupyterLab on ``root/notebooks`` started by ``scripts/start_lab.py``; yields (URL, token)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    token = secrets.token_hex(16)
-    env = {**os.environ, "SCOREFUSION_FAST": "1"}
-    env.pop("MPLBACKEND", None)  # the kernel's own inline backend draws the figures
-    command = [sys.executable, str(ROOT / "scripts" / "start_lab.py"), "--root", str(root),
-               "--port", str(port), "--no-browser", "--ServerApp.port_retries=0",
-               f"--IdentityProvider.token={token}", "--LabApp.expose_app_in_browser=True"]
-    with open(log, "w") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                request = urllib.request.Request(f"{base}/api/status",
-                                                 headers={"Authorization": f"token {token}"})
-                urllib.request.urlopen(request, timeout=10).close()
-                break
-            except (urllib.error.URLError, ConnectionError, OSError):
-                if process.poll() is not None or time.time() > deadline:
-                    pytest.fail("JupyterLab did not start:\n" + log.read_text()[-4000:])
-                time.sleep(0.5)
-        yield base, token
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def _copy_chapters(root: Path, chapters: list[Path]) -> None:
@@ -132,7 +92,7 @@ def chapters_lab(tmp_path_factory):
     """The lab on copies of every chapter."""
     root = tmp_path_factory.mktemp("chapters")
     _copy_chapters(root, CHAPTERS)
-    with _lab(root, root / "lab.log") as (base, token):
+    with running_lab(root, root / "lab.log") as (base, token):
         yield base, token, root
 
 
@@ -395,7 +355,7 @@ def test_student_version_in_the_lab(released, chromium, tmp_path):
     solutions = [i for i, cell in enumerate(instructor.cells) if _is_solution(cell)]
     tests = [i for i, cell in enumerate(instructor.cells) if _is_test(cell)]
 
-    with _lab(student_root, tmp_path / "lab.log") as (base, token), \
+    with running_lab(student_root, tmp_path / "lab.log") as (base, token), \
             _page(chromium, tmp_path, "student-version") as page:
         _open(page, base, token, path)
         cells = page.evaluate(_CELLS_JS, path)
