@@ -4,8 +4,9 @@ The book is built once per session (fast mode, fixture ``book`` in tests/conftes
 tests/test_book.py), served from its folder on 127.0.0.1, and every page of ``book/_toc.yml`` is
 visited: it loads, every equation is typeset by MathJax (no raw ``$$`` or TeX delimiters left, no
 MathJax error), every image has loaded, every internal link resolves (file and anchor), and the
-console shows no error and no request leaves 127.0.0.1; each chapter opens with its reduced-run
-note. A page of the full mode (chapter 01, fixture ``book_full``) gets the same checks and has no
+console shows no error and no request leaves 127.0.0.1, no source markup is left in the prose
+(an HTML comment's ``-->``, a MyST role or directive, a code fence); each chapter opens with its
+reduced-run note. A page of the full mode (chapter 01, fixture ``book_full``) gets the same checks and has no
 such note. Screenshots of the first page and of one notebook page go to ``_build/screenshots/``.
 
 Chromium: ``make test`` installs Debian's ``chromium`` when /usr/bin/chromium is missing; no
@@ -153,6 +154,26 @@ async () => {
 }
 """
 
+# The prose of a page (code cells, their outputs and typeset math removed) as the reader sees it.
+_PROSE_JS = """
+() => {
+  const main = (document.querySelector('main') || document.body).cloneNode(true);
+  main.querySelectorAll('pre, code, div.cell_output, script, style, mjx-container, .MathJax')
+      .forEach(el => el.remove());
+  return main.textContent;
+}
+"""
+
+# Markup that means a source line reached the page unparsed: a comment's end, MyST roles and
+# directives, code fences.
+_RAW_MARKUP = ("-->", "<!--", "{glue", "{ref}`", "{doc}`", "{cite}`", "{eq}`", "{numref}`", "{prf:",
+               "{exercise", "{solution", "{code-cell", "```", ":::")
+
+
+def raw_markup(text: str) -> list[str]:
+    """Each line of ``text`` that holds one of ``_RAW_MARKUP``, stripped."""
+    return [line.strip() for line in text.splitlines() if any(raw in line for raw in _RAW_MARKUP)]
+
 
 def _broken_internal_links(page, site: str, html_dir: Path) -> list[str]:
     hrefs = page.eval_on_selector_all("a[href]", "els => els.map(a => a.href)")
@@ -192,6 +213,9 @@ def _check_page(browser, site: str, html_dir: Path, doc: str, reduced_run: bool)
         for raw in ("$$", "\\[", "\\]", "\\(", "\\)", "\\begin{"):
             assert raw not in math["text"], f"{doc}: raw TeX {raw!r} left in the page"
 
+        raw = raw_markup(page.evaluate(_PROSE_JS))
+        assert not raw, f"{doc}: source markup left in the prose: {raw[:5]}"
+
         images = page.evaluate(_IMAGES_JS)
         unloaded = [img["src"] for img in images if img["width"] <= 0]
         assert not unloaded, f"{doc}: images that did not load: {unloaded}"
@@ -224,6 +248,15 @@ def test_page_renders(doc, site, browser, book):
 def test_full_mode_page_renders(site_full, browser, book_full):
     _check_page(browser, site_full, book_full.html, build_book.FULL_TEST_CHAPTER,
                 reduced_run=False)
+
+
+def test_raw_markup_is_found():
+    """The prose check sees what issue 18 found in chapter 07: a heading ending in a stray "-->"."""
+    found = raw_markup('Fusing real diffusion pipelines (diffusers)" down; the cells -->\nplain prose\n'
+                       "see {ref}`ch-image-fusion`")
+    assert found == ['Fusing real diffusion pipelines (diffusers)" down; the cells -->',
+                     "see {ref}`ch-image-fusion`"]
+    assert raw_markup("a -> b, x >= 1, a comment-free line") == []
 
 
 def test_screenshots(site, browser, book):
