@@ -633,7 +633,7 @@ def four_fits_networks(config, sde, geometry, n, progress=False):
     that fit (c) finds with them on the same samples (``"exact_c"``: what (c) reaches without auxiliary
     error). Reported per fit: W1 to the test set, the mass left
     of 0 with its binomial standard error :math:`\sqrt{\hat p(1 - \hat p)/m}`, and the data term of the
-    likelihood bound (Song et al., 2021, Thm. 1) of the fused networks against the exact target of the
+    likelihood bound (Song et al., 2021a, Thm. 1) of the fused networks against the exact target of the
     preset (population moments), on ``config.n_test`` fresh samples and common time nodes and draws
     (``lab.weight_schedules.data_term``),
 

@@ -331,7 +331,7 @@ def time_weighting(sde, weighting, t):
     data term of the bound of Song, Durkan, Murray and Ermon (2021, "Maximum likelihood
     training of score-based diffusion models", Thm. 1) on the KL divergence between the
     target and the reverse SDE's output at :math:`\varepsilon`. ``"std2"`` is the weighting
-    of Song et al. (2021, Sec. 3.3) that the uniform-time DSM loss of :func:`dsm_quadratic` has.
+    of Song et al. (2021b, Sec. 3.3) that the uniform-time DSM loss of :func:`dsm_quadratic` has.
 
     Parameters
     ----------

@@ -70,7 +70,7 @@ def perturb(x0, sde, t, generator=None, noise=None):
 
 
 def dsm_loss(score, x0, sde, t=None, generator=None, t_range=None, noise=None):
-    r"""Denoising score matching loss with the weighting ``std_t^2`` of Song et al.
+    r"""Denoising score matching loss with the weighting ``std_t^2`` of Song et al. 2021b.
 
     .. math::
 

@@ -8,7 +8,7 @@ and the large ones over a range of a few units, where t itself would crowd them
 at 0. They scale their input by
 :math:`c_\\mathrm{in} = 1/\\sqrt{\\mathrm{scale}_t^2 + \\mathrm{std}_t^2}` and divide their
 output by :math:`\\mathrm{std}_t`, so that the raw network predicts :math:`-z`
-(unit scale at every t) and the module returns a score (Song et al. 2021,
+(unit scale at every t) and the module returns a score (Song et al. 2021b,
 Sec. 3.3 and the tutorial's output scaling; the input scaling follows the
 preconditioning idea of Karras et al. 2022). Neither uses BatchNorm or in-place
 operations, so K copies can be stacked with ``torch.func`` and evaluated in one

@@ -1,4 +1,4 @@
-"""Generation and likelihood with a score model (Song et al. 2021, "Score-based generative
+"""Generation and likelihood with a score model (Song et al. 2021b, "Score-based generative
 modeling through stochastic differential equations", ICLR 2021, Sec. 4 and App. D).
 
 Every sampler is a plain function ``sampler(score, sde, shape, ..., generator=)``:
@@ -187,7 +187,7 @@ def euler_maruyama(score, sde, shape=None, n_steps=500, eps=1e-3, generator=None
                    device=None, dtype=torch.float32):
     r"""Sample by the Euler-Maruyama discretisation of the reverse-time SDE.
 
-    The reverse-time SDE (Song et al. 2021, Eq. 6; Anderson 1982)
+    The reverse-time SDE (Song et al. 2021b, Eq. 6; Anderson 1982)
 
     .. math:: dx = \left[f(x, t) - g(t)^2 \nabla_x \log p_t(x)\right] dt + g(t)\, d\bar w,
 
@@ -245,7 +245,7 @@ def predictor_corrector(score, sde, shape=None, n_steps=500, snr=0.16, n_correct
                         generator=None, x_T=None, progress=False, device=None, dtype=torch.float32):
     r"""Predictor-corrector sampling: Langevin corrector, Euler-Maruyama predictor.
 
-    Song et al. 2021, Sec. 4.2 and Algorithms 4-5 (PC sampling for VE and VP
+    Song et al. 2021b, Sec. 4.2 and Algorithms 4-5 (PC sampling for VE and VP
     SDEs). At each time :math:`t_k` of the grid of :func:`euler_maruyama`, the
     corrector runs ``n_corrector`` steps of Langevin MCMC targeting :math:`p_{t_k}`,
 
@@ -324,7 +324,7 @@ def probability_flow(score, sde, shape=None, x_T=None, eps=1e-3, rtol=1e-5, atol
 
     .. math:: \frac{dx}{dt} = f(x, t) - \tfrac12 g(t)^2\, s(x, t), \qquad x(T) = x_T \sim p_T,
 
-    Song et al. 2021, Eq. 13 (Sec. 4.3): with the true score its solutions
+    Song et al. 2021b, Eq. 13 (Sec. 4.3): with the true score its solutions
     have the marginals :math:`p_t` of the forward SDE, so :math:`x(\varepsilon)
     \sim p_\varepsilon`. The whole batch is one flattened float64 state for
     :func:`scipy.integrate.solve_ivp` (adaptive steps, shared by the batch).
@@ -383,7 +383,7 @@ def log_likelihood(score, x0, sde, eps=1e-5, divergence="auto", n_probes=1, gene
                    atol=1e-5, method="RK45", probe="rademacher", probes=None):
     r"""Log-density of data under the probability-flow model, by the instantaneous change of variables.
 
-    Song et al. 2021, Sec. 4.3 and App. D.2 (Eq. 39; Chen et al. 2018): along
+    Song et al. 2021b, Sec. 4.3 and App. D.2 (Eq. 39; Chen et al. 2018): along
     the probability-flow ODE :math:`\dot x = \tilde f(x, t) = f(x, t) - \tfrac12 g(t)^2 s(x, t)`
     started at :math:`x(\varepsilon) = x_0`,
 
@@ -499,7 +499,7 @@ def bits_per_dim(score, x0, sde, n_levels=None, data_range=(0.0, 1.0), generator
           \mathrm{bpd}(x) = -\frac{\log p(\tilde x) + D \ln w}{D \ln 2},
 
       which is what is returned (one draw of :math:`u`; average over samples).
-      This is the uniform-dequantization bpd of Song et al. (2021, App. D.2) and
+      This is the uniform-dequantization bpd of Song et al. (2021b, App. D.2) and
       of the ScoreFusion paper's EMNIST table (Sec. 5.2), up to where the bins
       lie: Song et al. rescale the data to :math:`(k + u)/256`, here the data
       keep their scale and the bins are centred on the values.

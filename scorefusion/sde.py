@@ -1,4 +1,4 @@
-"""Forward noising processes (SDEs) in the vocabulary of Song et al. (2021).
+"""Forward noising processes (SDEs) in the vocabulary of Song et al. (2021b).
 
 Each SDE ``dx = f(x, t) dt + g(t) dw`` on ``t in [0, T]`` has a Gaussian
 transition kernel ``x_t | x_0 ~ N(scale(t) x_0, std(t)^2 I)``. :class:`SDE` is
@@ -26,7 +26,7 @@ def _positive_number(value, name, above=0.0):
 
 
 class SDE(abc.ABC):
-    r"""A forward noising process with a Gaussian transition kernel (Song et al. 2021, Sec. 3).
+    r"""A forward noising process with a Gaussian transition kernel (Song et al. 2021b, Sec. 3).
 
     .. math::
 

@@ -273,7 +273,7 @@ def train_score_model(model, data, sde, *, epochs=None, steps=None, batch_size=1
     r"""Train a score network by denoising score matching, with EMA and resumable checkpoints.
 
     Minimises with Adam the DSM objective of :func:`~scorefusion.losses.dsm_loss`
-    (Song et al. 2021, Eq. 7, with weighting :math:`\lambda(t) = \mathrm{std}_t^2`;
+    (Song et al. 2021b, Eq. 7, with weighting :math:`\lambda(t) = \mathrm{std}_t^2`;
     the training of the auxiliaries in Liu et al. 2025, Sec. 5),
 
     .. math::

@@ -253,7 +253,7 @@ class DDPMScheduleSDE(VPTypeSDE):
     has the marginals :math:`x_t \mid x_0 \sim \mathcal N(\sqrt{\bar\alpha(t)}\,
     x_0, (1 - \bar\alpha(t)) I)` (integrate the linear SDE), which equal the
     discrete ones at every node; :math:`\beta(t) \approx N\beta_n`, the
-    correspondence of Song et al. (2021, App. B). A network is queried at
+    correspondence of Song et al. (2021b, App. B). A network is queried at
     continuous time :math:`t` with the timestep :math:`\tau = N t - 1` (``timestep(t)``),
     which is :math:`n` at the nodes; UNet time embeddings accept non-integer
     :math:`\tau`. Scores are only defined for :math:`t \ge 1/N` (``t_min``): below,

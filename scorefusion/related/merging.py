@@ -170,7 +170,7 @@ def train_conditional(model, data, labels, sde, epochs=100, batch_size=256, lr=2
     .. math:: \min_\theta\ \mathbb E_{(x_0, y)}\,\mathbb E_{t, z}\,
               \|\mathrm{std}_t\, s_\theta(\mathrm{scale}_t x_0 + \mathrm{std}_t z, t, y) + z\|^2
 
-    (Song et al. 2021's weighting; the objective of every step of the merge, PAPERS.md Sec. 3).
+    (Song et al. 2021b's weighting; the objective of every step of the merge, PAPERS.md Sec. 3).
 
     Parameters
     ----------
