@@ -205,7 +205,22 @@ def sample_scores(x, held, config):
     return sf.w1_distance(x.double(), held[:config.n_eval].double()), hist_tv(x, held, config.lim, config.bins)
 
 
-def _models(config, seed):
+def initial_models(config, seed):
+    """The untrained energy, sampler and learning-curve snapshots of one training seed.
+
+    Every method starts from these weights (seed ``seed_for("gcd10", "init", seed)``); the chapter
+    also scores the untrained energy, as the reference a trained one must beat.
+
+    Parameters
+    ----------
+    config : GCDConfig
+    seed : int
+
+    Returns
+    -------
+    torch.nn.ModuleDict
+        ``"energy"``, ``"sampler"`` and ``"snapshots"`` (one sampler per recorded iteration).
+    """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed_for("gcd10", "init", seed))
         energy = gcd.EnergyMLP(2, config.hidden, config.depth)
@@ -270,7 +285,7 @@ def train_method(method, name, data, config, seed, init=None):
                                              energy_reg=config.energy_reg, **common)
         return m
 
-    return cached_model(f"gcd10-{method}-{name}", key, lambda: _models(config, seed), fit)
+    return cached_model(f"gcd10-{method}-{name}", key, lambda: initial_models(config, seed), fit)
 
 
 def energy_density(energy, config):
