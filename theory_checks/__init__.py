@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from tqdm.auto import tqdm
+
 
 @dataclass
 class Result:
@@ -58,8 +60,11 @@ def all_claims():
     return claims
 
 
-def run_claims(ids=None, chapter=None, fast=True):
+def run_claims(ids=None, chapter=None, fast=True, progress=False):
     """Run the chosen claims (all by default, or those of one chapter).
+
+    ``progress=True`` shows a tqdm bar on stderr naming the claim that runs (a
+    full-size run takes tens of minutes on two cores).
 
     Returns
     -------
@@ -74,7 +79,9 @@ def run_claims(ids=None, chapter=None, fast=True):
     else:
         chosen = [c for c in claims.values() if chapter is None or c.chapter == chapter]
     rows = []
-    for claim in chosen:
+    bar = tqdm(chosen, disable=not progress, desc="theory checks", unit="claim")
+    for claim in bar:
+        bar.set_postfix_str(claim.id)
         start = time.perf_counter()
         result = claim.run(fast)
         rows.append((claim, result, time.perf_counter() - start))

@@ -13,7 +13,7 @@ def main(argv=None):
     parser.add_argument("--only", nargs="+", metavar="ID", help="run only these claims")
     parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     args = parser.parse_args(argv)
-    rows = run_claims(args.only, fast=args.fast)
+    rows = run_claims(args.only, fast=args.fast, progress=True)
     print(format_table(rows))
     if args.json:
         with open(args.json, "w") as fh:
